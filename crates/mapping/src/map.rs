@@ -1,0 +1,571 @@
+//! [`map_indicator`]: the rules of the reference pipeline, in its order.
+
+use std::net::IpAddr;
+
+use anomali_model::{EcsDocument, Indicator, pruned};
+use chrono::{DateTime, Utc};
+use serde_json::{Number, Value};
+
+use crate::dates::{format_timestamp, parse_timestamp};
+use crate::itype::indicator_type;
+use crate::settings::MappingSettings;
+use crate::url_parts::parse_url;
+
+/// The pipeline name used in error messages, in the reference's message format.
+const PIPELINE: &str = "ti-anomali";
+/// The tag that marks documents whose original event is kept or that failed a rule.
+const PRESERVE_TAG: &str = "preserve_original_event";
+/// Longest piece of a bad value quoted in an error message.
+const QUOTE_LIMIT: usize = 256;
+
+/// What the input knew when it received the indicator.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// Receive time: `@timestamp` when the indicator has no `added_at` or `deleted_at`.
+    pub at: DateTime<Utc>,
+    /// The raw text of the indicator, for `event.original`.
+    pub original: Option<&'a str>,
+}
+
+/// Maps one indicator to one ECS document. Never fails as a whole: see the crate docs.
+pub fn map_indicator(
+    indicator: Indicator,
+    received: &Received<'_>,
+    settings: &MappingSettings,
+) -> EcsDocument {
+    let Indicator {
+        added_at,
+        asn,
+        classification,
+        confidence,
+        country,
+        date_first,
+        date_last,
+        deleted_at,
+        detail,
+        detail2,
+        domain,
+        email,
+        id,
+        import_session_id,
+        itype,
+        lat,
+        lon,
+        maltype,
+        md5,
+        org,
+        resource_uri,
+        severity,
+        source,
+        source_feed_id,
+        srcip,
+        state,
+        trusted_circle_ids,
+        update_id,
+        url,
+        value_type,
+        unknown,
+    } = indicator;
+    let mut run = Run {
+        doc: EcsDocument::default(),
+        errors: Vec::new(),
+    };
+    let doc = &mut run.doc;
+
+    doc.timestamp = format_timestamp(received.at);
+    doc.event.category = vec!["threat"];
+    doc.event.kind = "enrichment";
+    doc.event.kind_of_event = vec!["indicator"];
+    if settings.preserve_original_event {
+        doc.tags.push(PRESERVE_TAG.to_owned());
+        doc.event.original = received.original.map(str::to_owned);
+    }
+    doc.tags
+        .extend(settings.tags.iter().filter(|t| !t.is_empty()).cloned());
+
+    // Rule 3: itype -> type. Rule 4: name from the raw value the type points at.
+    let mut kind = match present(&itype) {
+        None => None,
+        Some(Value::String(itype)) => indicator_type(itype),
+        Some(other) => {
+            run.errors.push(format!(
+                "Unable to determine indicator type from \"{}\": itype is not a string",
+                quote(other)
+            ));
+            None
+        }
+    };
+    let name_source = match kind {
+        Some("ipv4-addr" | "ipv6-addr") => &srcip,
+        Some("domain-name") => &domain,
+        Some("url") => &url,
+        Some("email-addr" | "email") => &email,
+        Some("file") => &md5,
+        _ => &None,
+    };
+    run.doc.threat.indicator.name = present(name_source).and_then(scalar_text);
+    // Rule 5: an ipv4-addr whose srcip has a colon is IPv6.
+    if kind == Some("ipv4-addr")
+        && matches!(present(&srcip), Some(Value::String(ip)) if ip.contains(':'))
+    {
+        kind = Some("ipv6-addr");
+    }
+    run.doc.threat.indicator.indicator_type = kind;
+
+    // Rules 6, 7 and 9: dates, the fail-safe deleted_at, @timestamp.
+    let added = run.date("added_at", added_at);
+    let feed_deleted = run.date("deleted_at", deleted_at.clone());
+    let deleted = match (&feed_deleted, settings.ioc_expiration) {
+        (Some(deleted), _) => Some(*deleted),
+        // deviation: the base is any readable added_at (`Z` and offsets too), else the receive
+        // time, so every indicator gets the fail-safe, even one without a usable added_at.
+        (None, Some(expiration)) => expiration.deleted_at(added.unwrap_or(received.at)),
+        (None, None) => None,
+    };
+    if let Some(timestamp) = added.or(feed_deleted) {
+        run.doc.timestamp = format_timestamp(timestamp);
+    }
+    let threatstream = &mut run.doc.anomali.threatstream;
+    threatstream.added_at = added.map(format_timestamp);
+    threatstream.deleted_at = deleted.map(format_timestamp);
+
+    // Rule 8: first and last seen.
+    let first_seen = run.date("date_first", date_first);
+    let last_seen = run.date("date_last", date_last);
+    run.doc.threat.indicator.first_seen = first_seen.map(format_timestamp);
+    run.doc.threat.indicator.last_seen = last_seen.map(format_timestamp);
+
+    // Rule 10: the feed's location, when both coordinates are there.
+    if let (Some(lat), Some(lon)) = (present(&lat), present(&lon)) {
+        let lat = run.coordinate("lat", lat, 90.0);
+        let lon = run.coordinate("lon", lon, 180.0);
+        if let (Some(lat), Some(lon)) = (lat, lon) {
+            run.doc.threat.indicator.geo.location = Some(anomali_model::GeoLocation { lat, lon });
+        }
+    }
+
+    // Rule 11: TLP from classification.
+    if let Some(Value::String(class)) = present(&classification) {
+        if class.eq_ignore_ascii_case("private") {
+            run.doc.threat.indicator.marking.tlp.push("AMBER");
+        } else if class.eq_ignore_ascii_case("public") {
+            run.doc.threat.indicator.marking.tlp.push("WHITE");
+        }
+    }
+
+    // Rule 12: confidence buckets.
+    let confidence = match present(&confidence) {
+        None => None,
+        Some(value) => match number_of(value) {
+            Some(number) => {
+                run.doc.threat.indicator.confidence = Some(confidence_bucket(&number));
+                Some(Value::Number(number))
+            }
+            None => {
+                run.errors.push(format!(
+                    "failed to normalize confidence value [{}]: not a number",
+                    quote(value)
+                ));
+                None
+            }
+        },
+    };
+
+    // Rule 13: AS number and organization.
+    if let Some(value) = present(&asn) {
+        let number = match value {
+            Value::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            }),
+            Value::String(text) => text.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match number.filter(|n| *n <= u64::from(u32::MAX)) {
+            Some(number) => run.doc.threat.indicator.autonomous_system.number = Some(number as i64),
+            None => run.errors.push(format!(
+                "Cannot convert asn field [{}]: not an AS number (0 to 4294967295)",
+                quote(value)
+            )),
+        }
+    }
+    run.doc.threat.indicator.autonomous_system.organization.name = run.text("org", org);
+
+    // Rule 14: e-mail address.
+    run.doc.threat.indicator.email.address = run.text("email", email);
+
+    // Rule 15: the IP, validated; related.ip.
+    let ip = match present(&srcip) {
+        None => None,
+        Some(Value::String(text)) => match text.parse::<IpAddr>() {
+            Ok(ip) => {
+                run.doc.threat.indicator.ip = Some(text.clone());
+                run.doc.related.ip.push(text.clone());
+                Some(ip)
+            }
+            Err(_) => {
+                run.processor_error(
+                    "convert",
+                    "srcip",
+                    &format!("'{}' is not an IP string literal.", quote_str(text)),
+                );
+                None
+            }
+        },
+        Some(other) => {
+            run.processor_error(
+                "convert",
+                "srcip",
+                &format!("[{}] is not an IP string literal.", quote(other)),
+            );
+            None
+        }
+    };
+
+    // Rule 16: GeoIP replaces the feed's geo on a hit.
+    if let (Some(geoip), Some(ip)) = (&settings.geoip, ip)
+        && let Some(geo) = geoip.lookup(ip)
+    {
+        run.doc.threat.indicator.geo = geo;
+    }
+
+    // Rule 17: URL parts; on failure the raw URL stays under anomali.threatstream.
+    let mut unparsed_url = None;
+    if let Some(value) = present(&url) {
+        match value {
+            Value::String(text) => match parse_url(text) {
+                Ok(parts) => run.doc.threat.indicator.url = parts,
+                Err(error) => {
+                    run.errors.push(format!(
+                        "Cannot parse url field [{}]: {error}",
+                        quote_str(text)
+                    ));
+                    unparsed_url = Some(value.clone());
+                }
+            },
+            other => {
+                run.errors.push(format!(
+                    "Cannot parse url field [{}]: not a string",
+                    quote(other)
+                ));
+                unparsed_url = Some(other.clone());
+            }
+        }
+    }
+
+    // Rules 18 and 21: domain -> url.domain unless the URL gave one; only an unmoved domain
+    // reaches related.hosts (the reference appends after moving).
+    let mut unmoved_domain = None;
+    if let Some(value) = present(&domain) {
+        if run.doc.threat.indicator.url.domain.is_none() {
+            run.doc.threat.indicator.url.domain = run.text("domain", domain.clone());
+        } else {
+            if let Some(host) = scalar_text(value) {
+                run.doc.related.hosts.push(host);
+            }
+            unmoved_domain = Some(value.clone());
+        }
+    }
+
+    // Rule 19: the feed's country, unless GeoIP gave one.
+    let country = run.text("country", country);
+    let geo = &mut run.doc.threat.indicator.geo;
+    if geo.country_iso_code.is_none() {
+        geo.country_iso_code = country;
+    }
+
+    // Rules 20 and 21: hash by length; other lengths stay, and reach related.hash.
+    let mut unmoved_md5 = None;
+    if let Some(value) = present(&md5) {
+        let hash = &mut run.doc.threat.indicator.file.hash;
+        let slot = match value {
+            Value::String(text) => match text.len() {
+                32 => Some(&mut hash.md5),
+                40 => Some(&mut hash.sha1),
+                64 => Some(&mut hash.sha256),
+                128 => Some(&mut hash.sha512),
+                _ => None,
+            },
+            _ => None,
+        };
+        match (slot, value) {
+            (Some(slot), Value::String(text)) => *slot = Some(text.clone()),
+            _ => {
+                if let Some(text) = scalar_text(value) {
+                    run.doc.related.hash.push(text);
+                }
+                unmoved_md5 = Some(value.clone());
+            }
+        }
+    }
+
+    // Rule 22: provider. Rule 23: severity.
+    run.doc.threat.indicator.provider = run.text("source", source);
+    if let Some(Value::String(name)) = present(&severity) {
+        run.doc.event.severity = severity_score(name);
+    }
+
+    // Rule 24: trusted circles, split on commas.
+    let trusted_circle_ids = match trusted_circle_ids {
+        Some(Value::String(text)) => {
+            let ids: Vec<Value> = text
+                .split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(|id| Value::String(id.to_owned()))
+                .collect();
+            (!ids.is_empty()).then_some(Value::Array(ids))
+        }
+        other => other.and_then(pruned),
+    };
+
+    // Rule 25: detail -> tags, split on commas not escaped by a backslash.
+    match present(&detail) {
+        None => {}
+        Some(Value::String(text)) => run.doc.tags.extend(split_detail(text)),
+        Some(other) => match scalar_text(other) {
+            Some(text) => run.doc.tags.push(text),
+            None => run.processor_error(
+                "split",
+                "detail",
+                &format!("[{}] is not a string", quote(other)),
+            ),
+        },
+    }
+
+    // Rule 26: ids as strings.
+    let id = run.id_text("id", id);
+    let import_session_id = run.id_text("import_session_id", import_session_id);
+    let source_feed_id = run.id_text("source_feed_id", source_feed_id);
+    let update_id = run.id_text("update_id", update_id);
+
+    // Rules 28 and 29: what is left goes to anomali.threatstream, pruned.
+    let threatstream = &mut run.doc.anomali.threatstream;
+    threatstream.classification = classification.and_then(pruned);
+    threatstream.confidence = confidence;
+    threatstream.detail2 = detail2.and_then(pruned);
+    threatstream.domain = unmoved_domain.and_then(pruned);
+    threatstream.id = id;
+    threatstream.import_session_id = import_session_id;
+    threatstream.itype = itype.and_then(pruned);
+    threatstream.maltype = maltype.and_then(pruned);
+    threatstream.md5 = unmoved_md5.and_then(pruned);
+    threatstream.resource_uri = resource_uri.and_then(pruned);
+    threatstream.severity = severity.and_then(pruned);
+    threatstream.source_feed_id = source_feed_id;
+    threatstream.state = state.and_then(pruned);
+    threatstream.trusted_circle_ids = trusted_circle_ids;
+    threatstream.update_id = update_id;
+    threatstream.url = unparsed_url.and_then(pruned);
+    threatstream.value_type = value_type.and_then(pruned);
+    threatstream.unknown = unknown
+        .into_iter()
+        .filter_map(|(key, value)| pruned(value).map(|v| (key, v)))
+        .collect();
+
+    // Rule 30: any error marks the document.
+    let Run { mut doc, errors } = run;
+    if !errors.is_empty() {
+        doc.event.kind = "pipeline_error";
+        if !doc.tags.iter().any(|t| t == PRESERVE_TAG) {
+            doc.tags.push(PRESERVE_TAG.to_owned());
+        }
+        doc.error.message = errors;
+    }
+    doc.tags.retain(|t| !t.is_empty());
+    doc
+}
+
+/// The document being built and the errors met so far.
+struct Run {
+    doc: EcsDocument,
+    errors: Vec<String>,
+}
+
+impl Run {
+    fn processor_error(&mut self, processor: &str, field: &str, message: &str) {
+        self.errors.push(format!(
+            "Processor {processor} with tag {processor}-{field} in pipeline {PIPELINE} failed with message: {message}"
+        ));
+    }
+
+    /// A date field, parsed; an unreadable one is an error and is dropped (deviation: the
+    /// reference keeps it in a date-typed field, where Elasticsearch rejects the whole document).
+    fn date(&mut self, field: &str, value: Option<Value>) -> Option<DateTime<Utc>> {
+        match present(&value)? {
+            Value::String(text) => match parse_timestamp(text) {
+                Ok(time) => Some(time),
+                Err(error) => {
+                    self.processor_error("date", field, &quote_str(&error.to_string()));
+                    None
+                }
+            },
+            other => {
+                self.processor_error(
+                    "date",
+                    field,
+                    &format!("unable to parse date [{}]: not a string", quote(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn coordinate(&mut self, field: &str, value: &Value, limit: f64) -> Option<f64> {
+        let number = match value {
+            Value::Number(n) => n.as_f64(),
+            Value::String(text) => text.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match number.filter(|n| n.is_finite()) {
+            Some(n) if n.abs() <= limit => Some(n),
+            Some(_) => {
+                self.processor_error(
+                    "convert",
+                    field,
+                    &format!("[{}] is out of range (-{limit} to {limit})", quote(value)),
+                );
+                None
+            }
+            None => {
+                self.processor_error(
+                    "convert",
+                    field,
+                    &format!("unable to convert [{}] to double", quote(value)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A field ECS holds as a keyword: strings as they are, numbers and booleans as text.
+    fn text(&mut self, field: &str, value: Option<Value>) -> Option<String> {
+        let value = present(&value)?;
+        let text = scalar_text(value);
+        if text.is_none() {
+            self.processor_error(
+                "rename",
+                field,
+                &format!("[{}] is not a string", quote(value)),
+            );
+        }
+        text
+    }
+
+    /// Rule 26: an id as a string.
+    fn id_text(&mut self, field: &str, value: Option<Value>) -> Option<String> {
+        let value = present(&value)?;
+        match value {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            other => {
+                self.processor_error(
+                    "convert",
+                    field,
+                    &format!("[{}] is not an id (a string or a number)", quote(other)),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The value, unless it is missing, null or an empty string.
+fn present(value: &Option<Value>) -> Option<&Value> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.is_empty() => None,
+        Some(value) => Some(value),
+    }
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+/// A number, or a string holding one.
+fn number_of(value: &Value) -> Option<Number> {
+    match value {
+        Value::Number(number) => Some(number.clone()),
+        Value::String(text) => {
+            let text = text.trim();
+            if let Ok(integer) = text.parse::<i64>() {
+                Some(Number::from(integer))
+            } else {
+                text.parse::<f64>().ok().and_then(Number::from_f64)
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Rule 12. deviation: half-open buckets, so 29.5 is Low and 69.5 Medium (the reference's
+/// integer ranges leave such values without a bucket).
+fn confidence_bucket(number: &Number) -> &'static str {
+    let value = number.as_f64().unwrap_or(0.0);
+    if value <= 0.0 || value > 100.0 {
+        "None"
+    } else if value < 30.0 {
+        "Low"
+    } else if value < 70.0 {
+        "Medium"
+    } else {
+        "High"
+    }
+}
+
+/// Rule 23, on the 3/5/7/9 scale of the reference pipeline.
+fn severity_score(name: &str) -> Option<i64> {
+    match name.to_ascii_lowercase().as_str() {
+        "low" => Some(3),
+        "medium" => Some(5),
+        "high" => Some(7),
+        "very-high" => Some(9),
+        _ => None,
+    }
+}
+
+/// Rule 25: splits on commas not preceded by a backslash. deviation: the escaping backslash is
+/// removed (`a\,b` is the tag `a,b`; the reference keeps `a\,b`).
+fn split_detail(text: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&',') => {
+                current.push(',');
+                chars.next();
+            }
+            ',' => pieces.push(std::mem::take(&mut current)),
+            other => current.push(other),
+        }
+    }
+    pieces.push(current);
+    pieces.retain(|p| !p.is_empty());
+    pieces
+}
+
+fn quote(value: &Value) -> String {
+    match value {
+        Value::String(text) => quote_str(text),
+        other => quote_str(&other.to_string()),
+    }
+}
+
+fn quote_str(text: &str) -> String {
+    if text.len() <= QUOTE_LIMIT {
+        return text.to_owned();
+    }
+    let mut end = QUOTE_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}

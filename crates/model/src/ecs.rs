@@ -1,0 +1,561 @@
+//! [`EcsDocument`]: the ECS document made from one indicator.
+//!
+//! Field names follow ECS and the reference `ti_anomali` pipeline. Every optional field is skipped
+//! when absent or empty, so a serialized document never holds a null, an empty string, an empty
+//! array or an empty object (the reference's final cleanup, rule 28, as a property of the type).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The ECS version the documents follow (the reference pipeline's `ecs.version`).
+pub const ECS_VERSION: &str = "9.3.0";
+
+/// One ECS document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EcsDocument {
+    /// `added_at`, else `deleted_at`, else the time the indicator was received.
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    /// `anomali.threatstream.*`: what is left of the indicator after mapping.
+    #[serde(skip_serializing_if = "AnomaliFields::is_empty")]
+    pub anomali: AnomaliFields,
+    /// `ecs.version`.
+    pub ecs: EcsVersion,
+    /// `error.message`: one entry per field that could not be mapped.
+    #[serde(skip_serializing_if = "ErrorFields::is_empty")]
+    pub error: ErrorFields,
+    /// `event.*`.
+    pub event: EventFields,
+    /// `related.*`.
+    #[serde(skip_serializing_if = "RelatedFields::is_empty")]
+    pub related: RelatedFields,
+    /// `tags`: configured tags, then the pieces of `detail`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// `threat.*`.
+    #[serde(skip_serializing_if = "ThreatFields::is_empty")]
+    pub threat: ThreatFields,
+}
+
+/// `ecs`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EcsVersion {
+    /// `ecs.version`.
+    pub version: &'static str,
+}
+
+impl Default for EcsVersion {
+    fn default() -> Self {
+        Self {
+            version: ECS_VERSION,
+        }
+    }
+}
+
+/// `error`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ErrorFields {
+    /// `error.message`: a list, appended to in rule order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub message: Vec<String>,
+}
+
+impl ErrorFields {
+    fn is_empty(&self) -> bool {
+        self.message.is_empty()
+    }
+}
+
+/// `event`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EventFields {
+    /// `event.category`: always `["threat"]`.
+    pub category: Vec<&'static str>,
+    /// `event.kind`: `enrichment`, or `pipeline_error` when a field failed.
+    pub kind: &'static str,
+    /// `event.original`: the raw indicator, when `preserve_original_event` is on.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub original: Option<String>,
+    /// `event.severity`: 3, 5, 7 or 9 from `severity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<i64>,
+    /// `event.type`: always `["indicator"]`.
+    #[serde(rename = "type")]
+    pub kind_of_event: Vec<&'static str>,
+}
+
+/// `related`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RelatedFields {
+    /// `related.hash`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hash: Vec<String>,
+    /// `related.hosts`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// `related.ip`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ip: Vec<String>,
+    /// `related.user`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user: Vec<String>,
+}
+
+impl RelatedFields {
+    fn is_empty(&self) -> bool {
+        self.hash.is_empty() && self.hosts.is_empty() && self.ip.is_empty() && self.user.is_empty()
+    }
+}
+
+/// `threat`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ThreatFields {
+    /// `threat.indicator`.
+    pub indicator: IndicatorFields,
+}
+
+impl ThreatFields {
+    fn is_empty(&self) -> bool {
+        let i = &self.indicator;
+        i.autonomous_system.is_empty()
+            && i.confidence.is_none()
+            && i.email.is_empty()
+            && i.file.is_empty()
+            && is_absent(&i.first_seen)
+            && i.geo.is_empty()
+            && is_absent(&i.ip)
+            && is_absent(&i.last_seen)
+            && i.marking.is_empty()
+            && is_absent(&i.name)
+            && is_absent(&i.provider)
+            && i.indicator_type.is_none()
+            && i.url.is_empty()
+    }
+}
+
+/// `threat.indicator`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IndicatorFields {
+    /// `threat.indicator.as`.
+    #[serde(rename = "as", skip_serializing_if = "AsFields::is_empty")]
+    pub autonomous_system: AsFields,
+    /// `threat.indicator.confidence`: `None`, `Low`, `Medium` or `High`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<&'static str>,
+    /// `threat.indicator.email`.
+    #[serde(skip_serializing_if = "EmailFields::is_empty")]
+    pub email: EmailFields,
+    /// `threat.indicator.file`.
+    #[serde(skip_serializing_if = "FileFields::is_empty")]
+    pub file: FileFields,
+    /// `threat.indicator.first_seen`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub first_seen: Option<String>,
+    /// `threat.indicator.geo`.
+    #[serde(skip_serializing_if = "GeoFields::is_empty")]
+    pub geo: GeoFields,
+    /// `threat.indicator.ip`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub ip: Option<String>,
+    /// `threat.indicator.last_seen`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub last_seen: Option<String>,
+    /// `threat.indicator.marking`.
+    #[serde(skip_serializing_if = "Marking::is_empty")]
+    pub marking: Marking,
+    /// `threat.indicator.name`: the indicator's value.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub name: Option<String>,
+    /// `threat.indicator.provider`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub provider: Option<String>,
+    /// `threat.indicator.type`, such as `ipv4-addr` or `domain-name`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub indicator_type: Option<&'static str>,
+    /// `threat.indicator.url`.
+    #[serde(skip_serializing_if = "UrlFields::is_empty")]
+    pub url: UrlFields,
+}
+
+/// `threat.indicator.as`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AsFields {
+    /// `as.number`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<i64>,
+    /// `as.organization`.
+    #[serde(skip_serializing_if = "AsOrganization::is_empty")]
+    pub organization: AsOrganization,
+}
+
+impl AsFields {
+    fn is_empty(&self) -> bool {
+        self.number.is_none() && self.organization.is_empty()
+    }
+}
+
+/// `threat.indicator.as.organization`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AsOrganization {
+    /// `as.organization.name`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub name: Option<String>,
+}
+
+impl AsOrganization {
+    fn is_empty(&self) -> bool {
+        is_absent(&self.name)
+    }
+}
+
+/// `threat.indicator.email`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EmailFields {
+    /// `email.address`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub address: Option<String>,
+}
+
+impl EmailFields {
+    fn is_empty(&self) -> bool {
+        is_absent(&self.address)
+    }
+}
+
+/// `threat.indicator.file`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FileFields {
+    /// `file.hash`.
+    #[serde(skip_serializing_if = "FileHash::is_empty")]
+    pub hash: FileHash,
+}
+
+impl FileFields {
+    fn is_empty(&self) -> bool {
+        self.hash.is_empty()
+    }
+}
+
+/// `threat.indicator.file.hash`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FileHash {
+    /// 32 hex digits.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub md5: Option<String>,
+    /// 40 hex digits.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub sha1: Option<String>,
+    /// 64 hex digits.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub sha256: Option<String>,
+    /// 128 hex digits.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub sha512: Option<String>,
+}
+
+impl FileHash {
+    fn is_empty(&self) -> bool {
+        is_absent(&self.md5)
+            && is_absent(&self.sha1)
+            && is_absent(&self.sha256)
+            && is_absent(&self.sha512)
+    }
+}
+
+/// `threat.indicator.geo`: from the feed, or replaced whole by a GeoIP hit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GeoFields {
+    /// `geo.city_name`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub city_name: Option<String>,
+    /// `geo.continent_name`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub continent_name: Option<String>,
+    /// `geo.country_iso_code`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub country_iso_code: Option<String>,
+    /// `geo.country_name`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub country_name: Option<String>,
+    /// `geo.location`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<GeoLocation>,
+    /// `geo.region_iso_code`, such as `GB-ENG`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub region_iso_code: Option<String>,
+    /// `geo.region_name`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub region_name: Option<String>,
+}
+
+impl GeoFields {
+    /// True when no geo field is set.
+    pub fn is_empty(&self) -> bool {
+        is_absent(&self.city_name)
+            && is_absent(&self.continent_name)
+            && is_absent(&self.country_iso_code)
+            && is_absent(&self.country_name)
+            && self.location.is_none()
+            && is_absent(&self.region_iso_code)
+            && is_absent(&self.region_name)
+    }
+}
+
+/// `geo.location`: a geo_point.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct GeoLocation {
+    /// Latitude, -90 to 90.
+    pub lat: f64,
+    /// Longitude, -180 to 180.
+    pub lon: f64,
+}
+
+/// `threat.indicator.marking`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Marking {
+    /// `marking.tlp`: an array, as in the reference threatstream stream.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tlp: Vec<&'static str>,
+}
+
+impl Marking {
+    fn is_empty(&self) -> bool {
+        self.tlp.is_empty()
+    }
+}
+
+/// `threat.indicator.url`: the parts Elasticsearch's `uri_parts` processor gives.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UrlFields {
+    /// `url.domain`: the host (or the indicator's `domain` for domain indicators).
+    #[serde(skip_serializing_if = "is_absent")]
+    pub domain: Option<String>,
+    /// `url.extension`: after the last `.` of the last path segment.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub extension: Option<String>,
+    /// `url.fragment`, without `#`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub fragment: Option<String>,
+    /// `url.full`: the same as `original`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub full: Option<String>,
+    /// `url.original`: the URL as received.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub original: Option<String>,
+    /// `url.password`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub password: Option<String>,
+    /// `url.path`, percent-decoded.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub path: Option<String>,
+    /// `url.port`, only when written in the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `url.query`, without `?`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub query: Option<String>,
+    /// `url.scheme`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub scheme: Option<String>,
+    /// `url.user_info`, as `uri_parts` gives it.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub user_info: Option<String>,
+    /// `url.username`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub username: Option<String>,
+}
+
+impl UrlFields {
+    /// True when no URL field is set.
+    pub fn is_empty(&self) -> bool {
+        is_absent(&self.domain)
+            && is_absent(&self.extension)
+            && is_absent(&self.fragment)
+            && is_absent(&self.full)
+            && is_absent(&self.original)
+            && is_absent(&self.password)
+            && is_absent(&self.path)
+            && self.port.is_none()
+            && is_absent(&self.query)
+            && is_absent(&self.scheme)
+            && is_absent(&self.user_info)
+            && is_absent(&self.username)
+    }
+}
+
+/// `anomali`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AnomaliFields {
+    /// `anomali.threatstream`.
+    pub threatstream: ThreatstreamFields,
+}
+
+impl AnomaliFields {
+    fn is_empty(&self) -> bool {
+        self.threatstream.is_empty()
+    }
+}
+
+/// `anomali.threatstream`: the indicator's own fields that ECS has no place for.
+///
+/// Ids are strings (rule 26), dates are normalised, `trusted_circle_ids` is split. The other
+/// values are kept as they arrived, pruned of nulls and empties. `md5`, `url` and `domain` appear
+/// only when the mapping could not move them to ECS fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ThreatstreamFields {
+    /// Normalised `added_at`.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub added_at: Option<String>,
+    /// `classification`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Value>,
+    /// `confidence`, the raw number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Value>,
+    /// Normalised `deleted_at` (from the feed, or the configured expiry).
+    #[serde(skip_serializing_if = "is_absent")]
+    pub deleted_at: Option<String>,
+    /// `detail2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail2: Option<Value>,
+    /// `domain`, when a URL already gave `url.domain`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Value>,
+    /// `id`, as a string.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub id: Option<String>,
+    /// `import_session_id`, as a string.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub import_session_id: Option<String>,
+    /// `itype`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub itype: Option<Value>,
+    /// `maltype`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maltype: Option<Value>,
+    /// `md5`, when its length matches no hash algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md5: Option<Value>,
+    /// `resource_uri`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_uri: Option<Value>,
+    /// `severity`, the raw name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Value>,
+    /// `source_feed_id`, as a string.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub source_feed_id: Option<String>,
+    /// `state`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<Value>,
+    /// `trusted_circle_ids`, split on commas when it arrived as a string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_circle_ids: Option<Value>,
+    /// `update_id`, as a string.
+    #[serde(skip_serializing_if = "is_absent")]
+    pub update_id: Option<String>,
+    /// `url`, when it could not be parsed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<Value>,
+    /// `value_type`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<Value>,
+    /// Fields the reference does not know, kept as they arrived (pruned).
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+impl ThreatstreamFields {
+    fn is_empty(&self) -> bool {
+        is_absent(&self.added_at)
+            && self.classification.is_none()
+            && self.confidence.is_none()
+            && is_absent(&self.deleted_at)
+            && self.detail2.is_none()
+            && self.domain.is_none()
+            && is_absent(&self.id)
+            && is_absent(&self.import_session_id)
+            && self.itype.is_none()
+            && self.maltype.is_none()
+            && self.md5.is_none()
+            && self.resource_uri.is_none()
+            && self.severity.is_none()
+            && is_absent(&self.source_feed_id)
+            && self.state.is_none()
+            && self.trusted_circle_ids.is_none()
+            && is_absent(&self.update_id)
+            && self.url.is_none()
+            && self.value_type.is_none()
+            && self.unknown.is_empty()
+    }
+}
+
+fn is_absent(value: &Option<String>) -> bool {
+    value.as_deref().is_none_or(str::is_empty)
+}
+
+/// Removes nulls, empty strings, empty arrays and empty objects, recursively.
+///
+/// Returns `None` when nothing is left, so callers can drop the field.
+pub fn pruned(value: Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::String(ref s) if s.is_empty() => None,
+        Value::Array(items) => {
+            let items: Vec<Value> = items.into_iter().filter_map(pruned).collect();
+            (!items.is_empty()).then_some(Value::Array(items))
+        }
+        Value::Object(fields) => {
+            let fields: Map<String, Value> = fields
+                .into_iter()
+                .filter_map(|(k, v)| pruned(v).map(|v| (k, v)))
+                .collect();
+            (!fields.is_empty()).then_some(Value::Object(fields))
+        }
+        other => Some(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn empty_parts_are_not_serialized() {
+        let document = EcsDocument {
+            timestamp: "2020-10-08T12:22:11.000Z".into(),
+            event: EventFields {
+                category: vec!["threat"],
+                kind: "enrichment",
+                original: Some(String::new()),
+                severity: None,
+                kind_of_event: vec!["indicator"],
+            },
+            threat: ThreatFields {
+                indicator: IndicatorFields {
+                    name: Some(String::new()),
+                    ..Default::default()
+                },
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&document).unwrap(),
+            json!({
+                "@timestamp": "2020-10-08T12:22:11.000Z",
+                "ecs": {"version": "9.3.0"},
+                "event": {"category": ["threat"], "kind": "enrichment", "type": ["indicator"]}
+            })
+        );
+    }
+
+    #[test]
+    fn pruning_removes_nested_empties() {
+        let value = json!({"a": null, "b": "", "c": [], "d": {}, "e": [null, "", {"f": []}, 1],
+                           "g": {"h": {"i": null}}, "j": 0, "k": false});
+        assert_eq!(pruned(value), Some(json!({"e": [1], "j": 0, "k": false})));
+        assert_eq!(pruned(json!({"a": [null]})), None);
+    }
+}

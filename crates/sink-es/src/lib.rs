@@ -1,0 +1,12 @@
+//! Elasticsearch sink: **not implemented yet** (issue "sink-es and `cargo xtask e2e`").
+//!
+//! Planned contract, so that other crates can be written against it:
+//! - Input: ECS documents from the mapping crate, each with its dataset and namespace.
+//! - Output: the source data stream `logs-ti_anomali.threatstream-<namespace>` (`create`), and the
+//!   latest index `logs-ti_anomali_latest.threatstream-2` behind the alias
+//!   `logs-ti_anomali_latest.threatstream` (`index` with an `_id` derived from dataset and
+//!   indicator id; `delete` for deleted or expired indicators), so redelivery is idempotent.
+//! - Guarantees: at-least-once (acknowledged by Elasticsearch or kept in a local spool), per-item
+//!   bulk results classified into retried and dead-lettered, never silently dropped.
+//!
+//! Today this crate holds no code; nothing in the workspace depends on it yet.
