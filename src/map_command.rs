@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anomali_mapping::{GeoIp, IocExpiration, MappingSettings, Received, map_indicator};
-use anomali_model::records;
+use anomali_model::{records, write_json};
 use anyhow::Context;
 use chrono::Utc;
 
@@ -54,6 +54,7 @@ pub(crate) fn run(args: &MapArgs) -> anyhow::Result<ExitCode> {
     let received_at = Utc::now();
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut line = Vec::with_capacity(4096);
     let mut bad_records = 0usize;
     let mut report = |error: &dyn std::fmt::Display| {
         bad_records += 1;
@@ -79,10 +80,10 @@ pub(crate) fn run(args: &MapArgs) -> anyhow::Result<ExitCode> {
             original: Some(record.text),
         };
         let document = map_indicator(indicator, &received, &settings);
-        let written = serde_json::to_writer(&mut out, &document)
-            .map_err(io::Error::from)
-            .and_then(|()| out.write_all(b"\n"));
-        if let Err(error) = written {
+        line.clear();
+        write_json(&mut line, &document)?;
+        line.push(b'\n');
+        if let Err(error) = out.write_all(&line) {
             return finish_on_write_error(error);
         }
     }

@@ -1,1 +1,84 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's workflows that cargo alone cannot express.
+//!
+//! - `ci`: what CI runs: formatting, clippy with warnings denied, every test, conformance.
+//! - `conformance`: maps the upstream corpus in `../shared/conformance/ti_anomali` with the real
+//!   `ti-anomali map` and compares the result with the expected documents (must be 100/100).
+//! - `bench`: the criterion mapping benchmark, then indicators/s, MB/s and the ratio b/a.
+//!
+//! See <https://github.com/matklad/cargo-xtask> for the pattern. Every command runs from the
+//! repository root and fails loudly when something it needs is missing.
+
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask is a terminal tool: printing is its output")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+mod bench;
+mod conformance;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    std::env::set_current_dir(&root).context("cannot enter the project root")?;
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(&root),
+        Some("conformance") => conformance::run(&root),
+        Some("bench") => bench::run(&root, &args[1..]),
+        Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
+        None => bail!("no command given\n{USAGE}"),
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <ci | conformance | bench [criterion args]>";
+
+fn ci(root: &Path) -> anyhow::Result<()> {
+    run_command(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
+    run_command(Command::new("cargo").args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run_command(Command::new("cargo").args(["test", "--workspace"]))?;
+    conformance::run(root)
+}
+
+/// The repository root: the parent of this crate.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `../shared` beside the repository (or `TI_ANOMALI_SHARED`): the reference material.
+fn shared_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    let dir = match std::env::var_os("TI_ANOMALI_SHARED") {
+        Some(dir) => PathBuf::from(dir),
+        None => root.join("..").join("shared"),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "the reference material is missing: {} is not a folder (set TI_ANOMALI_SHARED)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// Runs a command with inherited output; fails when it fails.
+fn run_command(command: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: running {command:?}");
+    let status = command
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}

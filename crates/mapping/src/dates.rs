@@ -21,6 +21,12 @@ pub struct DateError {
 /// `HH:MM:SS`, with a fraction of up to 9 digits after `.` or `,`, then optionally `Z`, `±HH:MM`,
 /// `±HHMM` or `±HH`. Without a zone the time is UTC. Anything else is an error.
 pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, DateError> {
+    normalise(text).map(|(time, _)| time)
+}
+
+/// Parses like [`parse_timestamp`] and also gives the normalised text, formatted straight from
+/// the parsed fields when the input is already UTC (the common case, and the hot path).
+pub(crate) fn normalise(text: &str) -> Result<(DateTime<Utc>, String), DateError> {
     let fail = |reason| DateError {
         value: text.to_owned(),
         reason,
@@ -113,38 +119,68 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, DateError> {
     if !(0..=9999).contains(&utc.year()) {
         return Err(fail("year out of range once converted to UTC"));
     }
-    Ok(utc)
+    Ok((utc, format_timestamp(utc)))
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SS.mmmZ` (milliseconds, truncated), as the reference does.
 ///
-/// Years outside 0000 to 9999 are clamped into it, so the text always parses as a date again.
+/// Times outside years 0000 to 9999 are clamped to the first or last millisecond of that range,
+/// so the text always parses as a date again and keeps its order.
 pub fn format_timestamp(time: DateTime<Utc>) -> String {
-    let year = time.year().clamp(0, 9999) as u32;
+    if time.year() > 9999 {
+        return "9999-12-31T23:59:59.999Z".to_owned();
+    }
+    if time.year() < 0 {
+        return "0000-01-01T00:00:00.000Z".to_owned();
+    }
+    let year = time.year() as u32;
     let millis = time.nanosecond() / 1_000_000 % 1000;
-    let mut out = String::with_capacity(24);
-    push_digits(&mut out, year, 4);
-    out.push('-');
-    push_digits(&mut out, time.month(), 2);
-    out.push('-');
-    push_digits(&mut out, time.day(), 2);
-    out.push('T');
-    push_digits(&mut out, time.hour(), 2);
-    out.push(':');
-    push_digits(&mut out, time.minute(), 2);
-    out.push(':');
-    push_digits(&mut out, time.second(), 2);
-    out.push('.');
-    push_digits(&mut out, millis, 3);
-    out.push('Z');
-    out
+    format_fields(
+        year,
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+        millis,
+    )
 }
 
-fn push_digits(out: &mut String, value: u32, width: u32) {
-    let mut divisor = 10u32.pow(width - 1);
-    while divisor > 0 {
-        out.push(char::from(b'0' + (value / divisor % 10) as u8));
-        divisor /= 10;
+fn format_fields(
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    millis: u32,
+) -> String {
+    let mut out = [0u8; 24];
+    put_digits(&mut out[0..4], year);
+    out[4] = b'-';
+    put_digits(&mut out[5..7], month);
+    out[7] = b'-';
+    put_digits(&mut out[8..10], day);
+    out[10] = b'T';
+    put_digits(&mut out[11..13], hour);
+    out[13] = b':';
+    put_digits(&mut out[14..16], minute);
+    out[16] = b':';
+    put_digits(&mut out[17..19], second);
+    out[19] = b'.';
+    put_digits(&mut out[20..23], millis);
+    out[23] = b'Z';
+    // Only ASCII digits and separators were written.
+    std::str::from_utf8(&out)
+        .map(str::to_owned)
+        .unwrap_or_default()
+}
+
+/// Writes `value` as decimal digits filling `slot` (leading zeros; higher digits dropped).
+fn put_digits(slot: &mut [u8], mut value: u32) {
+    for byte in slot.iter_mut().rev() {
+        *byte = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
@@ -255,6 +291,14 @@ mod tests {
         ] {
             assert!(parse_timestamp(input).is_err(), "{input:?} was accepted");
         }
+    }
+
+    #[test]
+    fn times_beyond_year_9999_are_clamped_in_order() {
+        let late = parse_timestamp("9999-12-31T00:00:00").unwrap() + chrono::TimeDelta::days(5);
+        assert_eq!(format_timestamp(late), "9999-12-31T23:59:59.999Z");
+        let early = parse_timestamp("0000-01-01T00:00:00").unwrap() - chrono::TimeDelta::days(1);
+        assert_eq!(format_timestamp(early), "0000-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use anomali_model::{EcsDocument, Indicator, pruned};
 use chrono::{DateTime, Utc};
 use serde_json::{Number, Value};
 
-use crate::dates::{format_timestamp, parse_timestamp};
+use crate::dates::{format_timestamp, normalise};
 use crate::itype::indicator_type;
 use crate::settings::MappingSettings;
 use crate::url_parts::parse_url;
@@ -72,10 +72,9 @@ pub fn map_indicator(
     };
     let doc = &mut run.doc;
 
-    doc.timestamp = format_timestamp(received.at);
-    doc.event.category = vec!["threat"];
+    doc.event.category = &["threat"];
     doc.event.kind = "enrichment";
-    doc.event.kind_of_event = vec!["indicator"];
+    doc.event.kind_of_event = &["indicator"];
     if settings.preserve_original_event {
         doc.tags.push(PRESERVE_TAG.to_owned());
         doc.event.original = received.original.map(str::to_owned);
@@ -113,27 +112,28 @@ pub fn map_indicator(
     run.doc.threat.indicator.indicator_type = kind;
 
     // Rules 6, 7 and 9: dates, the fail-safe deleted_at, @timestamp.
-    let added = run.date("added_at", added_at);
-    let feed_deleted = run.date("deleted_at", deleted_at.clone());
-    let deleted = match (&feed_deleted, settings.ioc_expiration) {
-        (Some(deleted), _) => Some(*deleted),
+    let added = run.date("added_at", &added_at);
+    let feed_deleted = run.date("deleted_at", &deleted_at);
+    run.doc.timestamp = match (&added, &feed_deleted) {
+        (Some((_, text)), _) | (None, Some((_, text))) => text.clone(),
+        (None, None) => format_timestamp(received.at),
+    };
+    let deleted = match (feed_deleted, settings.ioc_expiration) {
+        (Some((_, text)), _) => Some(text),
         // deviation: the base is any readable added_at (`Z` and offsets too), else the receive
         // time, so every indicator gets the fail-safe, even one without a usable added_at.
-        (None, Some(expiration)) => expiration.deleted_at(added.unwrap_or(received.at)),
+        (None, Some(expiration)) => expiration
+            .deleted_at(added.as_ref().map_or(received.at, |(time, _)| *time))
+            .map(format_timestamp),
         (None, None) => None,
     };
-    if let Some(timestamp) = added.or(feed_deleted) {
-        run.doc.timestamp = format_timestamp(timestamp);
-    }
     let threatstream = &mut run.doc.anomali.threatstream;
-    threatstream.added_at = added.map(format_timestamp);
-    threatstream.deleted_at = deleted.map(format_timestamp);
+    threatstream.added_at = added.map(|(_, text)| text);
+    threatstream.deleted_at = deleted;
 
     // Rule 8: first and last seen.
-    let first_seen = run.date("date_first", date_first);
-    let last_seen = run.date("date_last", date_last);
-    run.doc.threat.indicator.first_seen = first_seen.map(format_timestamp);
-    run.doc.threat.indicator.last_seen = last_seen.map(format_timestamp);
+    run.doc.threat.indicator.first_seen = run.date("date_first", &date_first).map(|(_, t)| t);
+    run.doc.threat.indicator.last_seen = run.date("date_last", &date_last).map(|(_, t)| t);
 
     // Rule 10: the feed's location, when both coordinates are there.
     if let (Some(lat), Some(lon)) = (present(&lat), present(&lon)) {
@@ -257,14 +257,12 @@ pub fn map_indicator(
     // Rules 18 and 21: domain -> url.domain unless the URL gave one; only an unmoved domain
     // reaches related.hosts (the reference appends after moving).
     let mut unmoved_domain = None;
-    if let Some(value) = present(&domain) {
+    if let Some(domain) = run.text("domain", domain) {
         if run.doc.threat.indicator.url.domain.is_none() {
-            run.doc.threat.indicator.url.domain = run.text("domain", domain.clone());
+            run.doc.threat.indicator.url.domain = Some(domain);
         } else {
-            if let Some(host) = scalar_text(value) {
-                run.doc.related.hosts.push(host);
-            }
-            unmoved_domain = Some(value.clone());
+            run.doc.related.hosts.push(domain.clone());
+            unmoved_domain = Some(Value::String(domain));
         }
     }
 
@@ -275,27 +273,23 @@ pub fn map_indicator(
         geo.country_iso_code = country;
     }
 
-    // Rules 20 and 21: hash by length; other lengths stay, and reach related.hash.
+    // Rules 20 and 21: hash by length (in characters); other lengths stay, and reach
+    // related.hash.
     let mut unmoved_md5 = None;
-    if let Some(value) = present(&md5) {
+    if let Some(md5) = run.text("md5", md5) {
         let hash = &mut run.doc.threat.indicator.file.hash;
-        let slot = match value {
-            Value::String(text) => match text.len() {
-                32 => Some(&mut hash.md5),
-                40 => Some(&mut hash.sha1),
-                64 => Some(&mut hash.sha256),
-                128 => Some(&mut hash.sha512),
-                _ => None,
-            },
+        let slot = match md5.chars().count() {
+            32 => Some(&mut hash.md5),
+            40 => Some(&mut hash.sha1),
+            64 => Some(&mut hash.sha256),
+            128 => Some(&mut hash.sha512),
             _ => None,
         };
-        match (slot, value) {
-            (Some(slot), Value::String(text)) => *slot = Some(text.clone()),
-            _ => {
-                if let Some(text) = scalar_text(value) {
-                    run.doc.related.hash.push(text);
-                }
-                unmoved_md5 = Some(value.clone());
+        match slot {
+            Some(slot) => *slot = Some(md5),
+            None => {
+                run.doc.related.hash.push(md5.clone());
+                unmoved_md5 = Some(Value::String(md5));
             }
         }
     }
@@ -341,24 +335,32 @@ pub fn map_indicator(
     let update_id = run.id_text("update_id", update_id);
 
     // Rules 28 and 29: what is left goes to anomali.threatstream, pruned.
+    let classification = run.keyword("classification", classification);
+    let detail2 = run.keyword("detail2", detail2);
+    let itype = run.keyword("itype", itype);
+    let maltype = run.keyword("maltype", maltype);
+    let resource_uri = run.keyword("resource_uri", resource_uri);
+    let severity = run.keyword("severity", severity);
+    let state = run.keyword("state", state);
+    let value_type = run.keyword("value_type", value_type);
     let threatstream = &mut run.doc.anomali.threatstream;
-    threatstream.classification = classification.and_then(pruned);
+    threatstream.classification = classification;
     threatstream.confidence = confidence;
-    threatstream.detail2 = detail2.and_then(pruned);
+    threatstream.detail2 = detail2;
     threatstream.domain = unmoved_domain.and_then(pruned);
     threatstream.id = id;
     threatstream.import_session_id = import_session_id;
-    threatstream.itype = itype.and_then(pruned);
-    threatstream.maltype = maltype.and_then(pruned);
+    threatstream.itype = itype;
+    threatstream.maltype = maltype;
     threatstream.md5 = unmoved_md5.and_then(pruned);
-    threatstream.resource_uri = resource_uri.and_then(pruned);
-    threatstream.severity = severity.and_then(pruned);
+    threatstream.resource_uri = resource_uri;
+    threatstream.severity = severity;
     threatstream.source_feed_id = source_feed_id;
-    threatstream.state = state.and_then(pruned);
+    threatstream.state = state;
     threatstream.trusted_circle_ids = trusted_circle_ids;
     threatstream.update_id = update_id;
     threatstream.url = unparsed_url.and_then(pruned);
-    threatstream.value_type = value_type.and_then(pruned);
+    threatstream.value_type = value_type;
     threatstream.unknown = unknown
         .into_iter()
         .filter_map(|(key, value)| pruned(value).map(|v| (key, v)))
@@ -392,10 +394,10 @@ impl Run {
 
     /// A date field, parsed; an unreadable one is an error and is dropped (deviation: the
     /// reference keeps it in a date-typed field, where Elasticsearch rejects the whole document).
-    fn date(&mut self, field: &str, value: Option<Value>) -> Option<DateTime<Utc>> {
-        match present(&value)? {
-            Value::String(text) => match parse_timestamp(text) {
-                Ok(time) => Some(time),
+    fn date(&mut self, field: &str, value: &Option<Value>) -> Option<(DateTime<Utc>, String)> {
+        match present(value)? {
+            Value::String(text) => match normalise(text) {
+                Ok(parsed) => Some(parsed),
                 Err(error) => {
                     self.processor_error("date", field, &quote_str(&error.to_string()));
                     None
@@ -453,6 +455,28 @@ impl Run {
         text
     }
 
+    /// A field kept under anomali.threatstream that Elasticsearch maps as a keyword: scalars
+    /// and arrays of scalars are kept (pruned); an object would make Elasticsearch reject the
+    /// whole document, so it is an error and is dropped.
+    fn keyword(&mut self, field: &str, value: Option<Value>) -> Option<Value> {
+        let value = value.and_then(pruned)?;
+        let is_nested = |v: &Value| v.is_object() || v.is_array();
+        let nested = match &value {
+            Value::Object(_) => true,
+            Value::Array(items) => items.iter().any(is_nested),
+            _ => false,
+        };
+        if nested {
+            self.processor_error(
+                "set",
+                field,
+                &format!("[{}] is not a keyword value", quote(&value)),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
     /// Rule 26: an id as a string.
     fn id_text(&mut self, field: &str, value: Option<Value>) -> Option<String> {
         let value = present(&value)?;
@@ -480,10 +504,21 @@ fn present(value: &Option<Value>) -> Option<&Value> {
     }
 }
 
+/// A JSON number as text; integers without the formatting machinery (ids are on the hot path).
+fn number_text(number: &Number) -> String {
+    if let Some(unsigned) = number.as_u64() {
+        itoa::Buffer::new().format(unsigned).to_owned()
+    } else if let Some(signed) = number.as_i64() {
+        itoa::Buffer::new().format(signed).to_owned()
+    } else {
+        number.to_string()
+    }
+}
+
 fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
+        Value::Number(number) => Some(number_text(number)),
         Value::Bool(flag) => Some(flag.to_string()),
         _ => None,
     }

@@ -70,7 +70,7 @@ impl ErrorFields {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EventFields {
     /// `event.category`: always `["threat"]`.
-    pub category: Vec<&'static str>,
+    pub category: &'static [&'static str],
     /// `event.kind`: `enrichment`, or `pipeline_error` when a field failed.
     pub kind: &'static str,
     /// `event.original`: the raw indicator, when `preserve_original_event` is on.
@@ -81,7 +81,7 @@ pub struct EventFields {
     pub severity: Option<i64>,
     /// `event.type`: always `["indicator"]`.
     #[serde(rename = "type")]
-    pub kind_of_event: Vec<&'static str>,
+    pub kind_of_event: &'static [&'static str],
 }
 
 /// `related`.
@@ -527,11 +527,11 @@ mod tests {
         let document = EcsDocument {
             timestamp: "2020-10-08T12:22:11.000Z".into(),
             event: EventFields {
-                category: vec!["threat"],
+                category: &["threat"],
                 kind: "enrichment",
                 original: Some(String::new()),
                 severity: None,
-                kind_of_event: vec!["indicator"],
+                kind_of_event: &["indicator"],
             },
             threat: ThreatFields {
                 indicator: IndicatorFields {

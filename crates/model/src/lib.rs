@@ -14,6 +14,7 @@
 
 mod ecs;
 mod indicator;
+pub mod json;
 pub mod records;
 
 pub use ecs::{
@@ -22,4 +23,5 @@ pub use ecs::{
     Marking, RelatedFields, ThreatFields, ThreatstreamFields, UrlFields, pruned,
 };
 pub use indicator::Indicator;
+pub use json::{JsonError, write_json};
 pub use records::{RawRecord, RecordError};
