@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anomali_mapping::{GeoIp, IocExpiration, MappingSettings, Received, map_indicator};
-use anomali_model::{records, write_json};
+use anomali_model::records;
 use anyhow::Context;
 use chrono::Utc;
 
@@ -81,7 +81,7 @@ pub(crate) fn run(args: &MapArgs) -> anyhow::Result<ExitCode> {
         };
         let document = map_indicator(indicator, &received, &settings);
         line.clear();
-        write_json(&mut line, &document)?;
+        document.write_json(&mut line);
         line.push(b'\n');
         if let Err(error) = out.write_all(&line) {
             return finish_on_write_error(error);

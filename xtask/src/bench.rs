@@ -12,6 +12,10 @@ use crate::run_command;
 
 pub(crate) fn run(root: &Path, extra_args: &[String]) -> anyhow::Result<()> {
     let criterion_home = root.join("target").join("criterion");
+    // `cargo xtask bench -- --measurement-time 4` hands us the `--` as well.
+    let extra_args = extra_args
+        .strip_prefix(&["--".to_owned()])
+        .unwrap_or(extra_args);
     // Pin to one core when taskset exists: the targets are per core, and the machine is small.
     let mut command = if which("taskset") {
         let mut command = Command::new("taskset");

@@ -8,7 +8,11 @@
 //! See <https://github.com/matklad/cargo-xtask> for the pattern. Every command runs from the
 //! repository root and fails loudly when something it needs is missing.
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask is a terminal tool: printing is its output")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "xtask is a terminal tool: printing is its output"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,8 +1,7 @@
 //! ISO 8601 dates in, `YYYY-MM-DDTHH:MM:SS.mmmZ` out (rules 7 to 9).
 
-use chrono::{
-    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc,
-};
+use anomali_model::Timestamp;
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use thiserror::Error;
 
 /// Why a date could not be read.
@@ -26,7 +25,10 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, DateError> {
 
 /// Parses like [`parse_timestamp`] and also gives the normalised text, formatted straight from
 /// the parsed fields when the input is already UTC (the common case, and the hot path).
-pub(crate) fn normalise(text: &str) -> Result<(DateTime<Utc>, String), DateError> {
+pub(crate) fn normalise(text: &str) -> Result<(DateTime<Utc>, Timestamp), DateError> {
+    if let Some(fast) = normalise_plain(text) {
+        return Ok(fast);
+    }
     let fail = |reason| DateError {
         value: text.to_owned(),
         reason,
@@ -108,9 +110,14 @@ pub(crate) fn normalise(text: &str) -> Result<(DateTime<Utc>, String), DateError
     if cursor.pos != cursor.bytes.len() {
         return Err(fail("unexpected text after the zone"));
     }
+    let local = NaiveDateTime::new(date, time);
+    if offset_seconds == 0 {
+        // Already UTC: the text comes straight from the parsed fields.
+        let text = format_fields(year, month, day, hour, minute, second, nanos / 1_000_000);
+        return Ok((local.and_utc(), text));
+    }
     let offset =
         FixedOffset::east_opt(offset_seconds).ok_or_else(|| fail("zone offset out of range"))?;
-    let local = NaiveDateTime::new(date, time);
     let utc = offset
         .from_local_datetime(&local)
         .single()
@@ -122,30 +129,80 @@ pub(crate) fn normalise(text: &str) -> Result<(DateTime<Utc>, String), DateError
     Ok((utc, format_timestamp(utc)))
 }
 
+/// The feed's usual form, `YYYY-MM-DDTHH:MM:SS` (no fraction, no zone), read by position.
+/// `None` sends anything else, including every invalid date, to the general parser.
+fn normalise_plain(text: &str) -> Option<(DateTime<Utc>, Timestamp)> {
+    let bytes: &[u8; 19] = text.as_bytes().try_into().ok()?;
+    if bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || bytes[10] != b'T'
+        || bytes[13] != b':'
+        || bytes[16] != b':'
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        bytes[range].iter().try_fold(0u32, |value, &byte| {
+            byte.is_ascii_digit()
+                .then(|| value * 10 + u32::from(byte - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let time =
+        NaiveDate::from_ymd_opt(year as i32, month, day)?.and_hms_opt(hour, minute, second)?;
+    Some((time.and_utc(), Timestamp::from_plain(bytes)?))
+}
+
 /// Formats a time as `YYYY-MM-DDTHH:MM:SS.mmmZ` (milliseconds, truncated), as the reference does.
 ///
 /// Times outside years 0000 to 9999 are clamped to the first or last millisecond of that range,
 /// so the text always parses as a date again and keeps its order.
-pub fn format_timestamp(time: DateTime<Utc>) -> String {
-    if time.year() > 9999 {
-        return "9999-12-31T23:59:59.999Z".to_owned();
+pub fn format_timestamp(time: DateTime<Utc>) -> Timestamp {
+    // From the Unix time with integer arithmetic: chrono's calendar accessors each decode the
+    // date again, and this runs for every document that gets the fail-safe expiry.
+    let seconds = time.timestamp();
+    let days = seconds.div_euclid(86_400);
+    let second_of_day = seconds.rem_euclid(86_400) as u32;
+    let (year, month, day) = civil_from_days(days);
+    if year > 9999 {
+        return format_fields(9999, 12, 31, 23, 59, 59, 999);
     }
-    if time.year() < 0 {
-        return "0000-01-01T00:00:00.000Z".to_owned();
+    if year < 0 {
+        return format_fields(0, 1, 1, 0, 0, 0, 0);
     }
-    let year = time.year() as u32;
-    let millis = time.nanosecond() / 1_000_000 % 1000;
     format_fields(
-        year,
-        time.month(),
-        time.day(),
-        time.hour(),
-        time.minute(),
-        time.second(),
-        millis,
+        year as u32,
+        month,
+        day,
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60,
+        time.timestamp_subsec_millis().min(999),
     )
 }
 
+/// Year, month and day of a count of days since 1970-01-01 (proleptic Gregorian; the
+/// "days from civil" inverse of Howard Hinnant's date algorithms).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Fields already range-checked by the caller (a parsed date, or the clamped calendar).
 fn format_fields(
     year: u32,
     month: u32,
@@ -154,34 +211,8 @@ fn format_fields(
     minute: u32,
     second: u32,
     millis: u32,
-) -> String {
-    let mut out = [0u8; 24];
-    put_digits(&mut out[0..4], year);
-    out[4] = b'-';
-    put_digits(&mut out[5..7], month);
-    out[7] = b'-';
-    put_digits(&mut out[8..10], day);
-    out[10] = b'T';
-    put_digits(&mut out[11..13], hour);
-    out[13] = b':';
-    put_digits(&mut out[14..16], minute);
-    out[16] = b':';
-    put_digits(&mut out[17..19], second);
-    out[19] = b'.';
-    put_digits(&mut out[20..23], millis);
-    out[23] = b'Z';
-    // Only ASCII digits and separators were written.
-    std::str::from_utf8(&out)
-        .map(str::to_owned)
-        .unwrap_or_default()
-}
-
-/// Writes `value` as decimal digits filling `slot` (leading zeros; higher digits dropped).
-fn put_digits(slot: &mut [u8], mut value: u32) {
-    for byte in slot.iter_mut().rev() {
-        *byte = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
+) -> Timestamp {
+    Timestamp::from_fields(year, month, day, hour, minute, second, millis).unwrap_or_default()
 }
 
 struct Cursor<'a> {
@@ -239,7 +270,7 @@ mod tests {
 
     fn normalised(text: &str) -> String {
         parse_timestamp(text)
-            .map(format_timestamp)
+            .map(|time| format_timestamp(time).to_string())
             .unwrap_or_else(|e| format!("error: {e}"))
     }
 
@@ -294,11 +325,25 @@ mod tests {
     }
 
     #[test]
+    fn formatting_agrees_with_chrono_across_the_calendar() {
+        let mut time = parse_timestamp("0000-01-01T00:00:00").unwrap();
+        let end = parse_timestamp("9999-12-31T23:59:59.999Z").unwrap();
+        // About 4,700 steps of a prime number of seconds: every month, leap years, centuries.
+        let step = chrono::TimeDelta::seconds(67_108_859) + chrono::TimeDelta::milliseconds(7);
+        while time <= end {
+            let expected = time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            assert_eq!(format_timestamp(time).as_str(), expected);
+            time += step;
+        }
+        assert_eq!(format_timestamp(end).as_str(), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
     fn times_beyond_year_9999_are_clamped_in_order() {
         let late = parse_timestamp("9999-12-31T00:00:00").unwrap() + chrono::TimeDelta::days(5);
-        assert_eq!(format_timestamp(late), "9999-12-31T23:59:59.999Z");
+        assert_eq!(format_timestamp(late).as_str(), "9999-12-31T23:59:59.999Z");
         let early = parse_timestamp("0000-01-01T00:00:00").unwrap() - chrono::TimeDelta::days(1);
-        assert_eq!(format_timestamp(early), "0000-01-01T00:00:00.000Z");
+        assert_eq!(format_timestamp(early).as_str(), "0000-01-01T00:00:00.000Z");
     }
 
     #[test]

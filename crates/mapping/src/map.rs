@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use anomali_model::{EcsDocument, Indicator, pruned};
+use anomali_model::{EcsDocument, Indicator, Timestamp, pruned};
 use chrono::{DateTime, Utc};
 use serde_json::{Number, Value};
 
@@ -75,6 +75,7 @@ pub fn map_indicator(
     doc.event.category = &["threat"];
     doc.event.kind = "enrichment";
     doc.event.kind_of_event = &["indicator"];
+    doc.tags.reserve(settings.tags.len() + 6);
     if settings.preserve_original_event {
         doc.tags.push(PRESERVE_TAG.to_owned());
         doc.event.original = received.original.map(str::to_owned);
@@ -115,7 +116,7 @@ pub fn map_indicator(
     let added = run.date("added_at", &added_at);
     let feed_deleted = run.date("deleted_at", &deleted_at);
     run.doc.timestamp = match (&added, &feed_deleted) {
-        (Some((_, text)), _) | (None, Some((_, text))) => text.clone(),
+        (Some((_, text)), _) | (None, Some((_, text))) => *text,
         (None, None) => format_timestamp(received.at),
     };
     let deleted = match (feed_deleted, settings.ioc_expiration) {
@@ -317,7 +318,7 @@ pub fn map_indicator(
     // Rule 25: detail -> tags, split on commas not escaped by a backslash.
     match present(&detail) {
         None => {}
-        Some(Value::String(text)) => run.doc.tags.extend(split_detail(text)),
+        Some(Value::String(text)) => split_detail(text, &mut run.doc.tags),
         Some(other) => match scalar_text(other) {
             Some(text) => run.doc.tags.push(text),
             None => run.processor_error(
@@ -394,7 +395,7 @@ impl Run {
 
     /// A date field, parsed; an unreadable one is an error and is dropped (deviation: the
     /// reference keeps it in a date-typed field, where Elasticsearch rejects the whole document).
-    fn date(&mut self, field: &str, value: &Option<Value>) -> Option<(DateTime<Utc>, String)> {
+    fn date(&mut self, field: &str, value: &Option<Value>) -> Option<(DateTime<Utc>, Timestamp)> {
         match present(value)? {
             Value::String(text) => match normalise(text) {
                 Ok(parsed) => Some(parsed),
@@ -443,16 +444,22 @@ impl Run {
 
     /// A field ECS holds as a keyword: strings as they are, numbers and booleans as text.
     fn text(&mut self, field: &str, value: Option<Value>) -> Option<String> {
-        let value = present(&value)?;
-        let text = scalar_text(value);
-        if text.is_none() {
-            self.processor_error(
-                "rename",
-                field,
-                &format!("[{}] is not a string", quote(value)),
-            );
+        match value? {
+            Value::Null => None,
+            // Moved, not copied: the indicator is ours.
+            Value::String(text) => (!text.is_empty()).then_some(text),
+            other => {
+                let text = scalar_text(&other);
+                if text.is_none() {
+                    self.processor_error(
+                        "rename",
+                        field,
+                        &format!("[{}] is not a string", quote(&other)),
+                    );
+                }
+                text
+            }
         }
-        text
     }
 
     /// A field kept under anomali.threatstream that Elasticsearch maps as a keyword: scalars
@@ -479,15 +486,15 @@ impl Run {
 
     /// Rule 26: an id as a string.
     fn id_text(&mut self, field: &str, value: Option<Value>) -> Option<String> {
-        let value = present(&value)?;
-        match value {
-            Value::String(text) => Some(text.clone()),
-            Value::Number(number) => Some(number.to_string()),
+        match value? {
+            Value::Null => None,
+            Value::String(text) => (!text.is_empty()).then_some(text),
+            Value::Number(number) => Some(number_text(&number)),
             other => {
                 self.processor_error(
                     "convert",
                     field,
-                    &format!("[{}] is not an id (a string or a number)", quote(other)),
+                    &format!("[{}] is not an id (a string or a number)", quote(&other)),
                 );
                 None
             }
@@ -568,23 +575,41 @@ fn severity_score(name: &str) -> Option<i64> {
 
 /// Rule 25: splits on commas not preceded by a backslash. deviation: the escaping backslash is
 /// removed (`a\,b` is the tag `a,b`; the reference keeps `a\,b`).
-fn split_detail(text: &str) -> Vec<String> {
-    let mut pieces = Vec::new();
+fn split_detail(text: &str, tags: &mut Vec<String>) {
+    if !text.contains('\\') {
+        tags.extend(
+            text.split(',')
+                .filter(|piece| !piece.is_empty())
+                .map(str::to_owned),
+        );
+        return;
+    }
     let mut current = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&',') => {
+    let mut rest = text.split(',').peekable();
+    while let Some(piece) = rest.next() {
+        // A piece ending in a backslash escaped the comma that ended it (the last piece has no
+        // comma after it, so its backslash is text).
+        let escaped = if rest.peek().is_some() {
+            piece.strip_suffix('\\')
+        } else {
+            None
+        };
+        match escaped {
+            Some(escaped) => {
+                current.push_str(escaped);
                 current.push(',');
-                chars.next();
             }
-            ',' => pieces.push(std::mem::take(&mut current)),
-            other => current.push(other),
+            None => {
+                current.push_str(piece);
+                if !current.is_empty() {
+                    tags.push(std::mem::take(&mut current));
+                }
+            }
         }
     }
-    pieces.push(current);
-    pieces.retain(|p| !p.is_empty());
-    pieces
+    if !current.is_empty() {
+        tags.push(current);
+    }
 }
 
 fn quote(value: &Value) -> String {
@@ -603,4 +628,28 @@ fn quote_str(text: &str) -> String {
         end -= 1;
     }
     format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_detail;
+
+    fn split(text: &str) -> Vec<String> {
+        let mut tags = Vec::new();
+        split_detail(text, &mut tags);
+        tags
+    }
+
+    #[test]
+    fn detail_splitting() {
+        assert_eq!(split("a,b,,a"), ["a", "b", "a"]);
+        assert_eq!(split(r"a\,b,c"), ["a,b", "c"]);
+        assert_eq!(split(r"a\\,b"), [r"a\,b"]);
+        assert_eq!(split(r"abc\"), [r"abc\"]);
+        assert_eq!(split(r"\,"), [","]);
+        assert_eq!(split(r",\,,"), [","]);
+        assert_eq!(split(r"x\y,z"), [r"x\y", "z"]);
+        assert!(split(",,,").is_empty());
+        assert!(split("").is_empty());
+    }
 }

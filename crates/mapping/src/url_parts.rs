@@ -26,7 +26,13 @@ pub fn parse_url(text: &str) -> Result<UrlFields, UrlError> {
     if text.trim().is_empty() {
         return Err(fail("empty URL"));
     }
-    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let blank = |c: char| c.is_whitespace() || c.is_control();
+    let has_blank = if text.is_ascii() {
+        text.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        text.chars().any(blank)
+    };
+    if has_blank {
         return Err(fail("white space or control characters in the URL"));
     }
     let mut parts = UrlFields {

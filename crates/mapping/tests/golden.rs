@@ -82,6 +82,13 @@ fn check(case: &str) {
     };
     let document = map_indicator(indicator, &received, &settings_for(case));
     let actual = serde_json::to_value(&document).expect("documents serialize");
+    let mut fast = Vec::new();
+    document.write_json(&mut fast);
+    assert_eq!(
+        String::from_utf8_lossy(&fast),
+        serde_json::to_string(&document).expect("documents serialize"),
+        "{case}: EcsDocument::write_json differs from serde_json"
+    );
 
     let expected_path = dir.join(format!("{case}.expected.json"));
     if std::env::var_os("UPDATE_EXPECT").is_some() {

@@ -7,6 +7,10 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::Timestamp;
+
+mod encode;
+
 /// The ECS version the documents follow (the reference pipeline's `ecs.version`).
 pub const ECS_VERSION: &str = "9.3.0";
 
@@ -15,7 +19,7 @@ pub const ECS_VERSION: &str = "9.3.0";
 pub struct EcsDocument {
     /// `added_at`, else `deleted_at`, else the time the indicator was received.
     #[serde(rename = "@timestamp")]
-    pub timestamp: String,
+    pub timestamp: Timestamp,
     /// `anomali.threatstream.*`: what is left of the indicator after mapping.
     #[serde(skip_serializing_if = "AnomaliFields::is_empty")]
     pub anomali: AnomaliFields,
@@ -121,10 +125,10 @@ impl ThreatFields {
             && i.confidence.is_none()
             && i.email.is_empty()
             && i.file.is_empty()
-            && is_absent(&i.first_seen)
+            && i.first_seen.is_none()
             && i.geo.is_empty()
             && is_absent(&i.ip)
-            && is_absent(&i.last_seen)
+            && i.last_seen.is_none()
             && i.marking.is_empty()
             && is_absent(&i.name)
             && is_absent(&i.provider)
@@ -149,8 +153,8 @@ pub struct IndicatorFields {
     #[serde(skip_serializing_if = "FileFields::is_empty")]
     pub file: FileFields,
     /// `threat.indicator.first_seen`.
-    #[serde(skip_serializing_if = "is_absent")]
-    pub first_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Timestamp>,
     /// `threat.indicator.geo`.
     #[serde(skip_serializing_if = "GeoFields::is_empty")]
     pub geo: GeoFields,
@@ -158,8 +162,8 @@ pub struct IndicatorFields {
     #[serde(skip_serializing_if = "is_absent")]
     pub ip: Option<String>,
     /// `threat.indicator.last_seen`.
-    #[serde(skip_serializing_if = "is_absent")]
-    pub last_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
     /// `threat.indicator.marking`.
     #[serde(skip_serializing_if = "Marking::is_empty")]
     pub marking: Marking,
@@ -404,8 +408,8 @@ impl AnomaliFields {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ThreatstreamFields {
     /// Normalised `added_at`.
-    #[serde(skip_serializing_if = "is_absent")]
-    pub added_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_at: Option<Timestamp>,
     /// `classification`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classification: Option<Value>,
@@ -413,8 +417,8 @@ pub struct ThreatstreamFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<Value>,
     /// Normalised `deleted_at` (from the feed, or the configured expiry).
-    #[serde(skip_serializing_if = "is_absent")]
-    pub deleted_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
     /// `detail2`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail2: Option<Value>,
@@ -467,10 +471,10 @@ pub struct ThreatstreamFields {
 
 impl ThreatstreamFields {
     fn is_empty(&self) -> bool {
-        is_absent(&self.added_at)
+        self.added_at.is_none()
             && self.classification.is_none()
             && self.confidence.is_none()
-            && is_absent(&self.deleted_at)
+            && self.deleted_at.is_none()
             && self.detail2.is_none()
             && self.domain.is_none()
             && is_absent(&self.id)
@@ -525,7 +529,7 @@ mod tests {
     #[test]
     fn empty_parts_are_not_serialized() {
         let document = EcsDocument {
-            timestamp: "2020-10-08T12:22:11.000Z".into(),
+            timestamp: Timestamp::parse_normalised("2020-10-08T12:22:11.000Z").unwrap(),
             event: EventFields {
                 category: &["threat"],
                 kind: "enrichment",
@@ -548,6 +552,130 @@ mod tests {
                 "ecs": {"version": "9.3.0"},
                 "event": {"category": ["threat"], "kind": "enrichment", "type": ["indicator"]}
             })
+        );
+    }
+
+    /// Every field set, with text that needs escaping: the hand-written encoder must write
+    /// exactly what serde_json writes from the derived `Serialize`.
+    #[test]
+    fn write_json_matches_serde_json_on_a_full_document() {
+        let text = |s: &str| Some(format!("{s} \"quoted\" \\ \n é"));
+        let time = Timestamp::parse_normalised("2021-02-03T04:05:06.789Z");
+        let mut unknown = Map::new();
+        unknown.insert("z\"key".into(), json!({"nested": [1, 2.5, null, "x\u{1}"]}));
+        unknown.insert("a".into(), json!(true));
+        let document = EcsDocument {
+            timestamp: Timestamp::parse_normalised("2020-10-08T12:22:11.000Z").unwrap(),
+            anomali: AnomaliFields {
+                threatstream: ThreatstreamFields {
+                    added_at: time,
+                    classification: Some(json!("public")),
+                    confidence: Some(json!(29.5)),
+                    deleted_at: time,
+                    detail2: Some(json!("imported by user 1")),
+                    domain: Some(json!("d.example")),
+                    id: text("1"),
+                    import_session_id: text("2"),
+                    itype: Some(json!("mal_url")),
+                    maltype: Some(json!(["a", "b"])),
+                    md5: Some(json!("abc")),
+                    resource_uri: Some(json!("/api/")),
+                    severity: Some(json!("high")),
+                    source_feed_id: text("3"),
+                    state: Some(json!("active")),
+                    trusted_circle_ids: Some(json!(["1", "2"])),
+                    update_id: text("4"),
+                    url: Some(json!("not a url")),
+                    value_type: Some(json!("url")),
+                    unknown,
+                },
+            },
+            ecs: EcsVersion::default(),
+            error: ErrorFields {
+                message: vec!["one".into(), "two \"2\"".into()],
+            },
+            event: EventFields {
+                category: &["threat"],
+                kind: "pipeline_error",
+                original: text("{}"),
+                severity: Some(7),
+                kind_of_event: &["indicator"],
+            },
+            related: RelatedFields {
+                hash: vec!["h".into()],
+                hosts: vec!["d.example".into()],
+                ip: vec!["203.0.113.1".into(), "::1".into()],
+                user: vec!["u".into()],
+            },
+            tags: vec!["t1".into(), "t\t2".into()],
+            threat: ThreatFields {
+                indicator: IndicatorFields {
+                    autonomous_system: AsFields {
+                        number: Some(4_294_967_295),
+                        organization: AsOrganization { name: text("org") },
+                    },
+                    confidence: Some("High"),
+                    email: EmailFields {
+                        address: text("e@x"),
+                    },
+                    file: FileFields {
+                        hash: FileHash {
+                            md5: text("m"),
+                            sha1: text("s1"),
+                            sha256: text("s2"),
+                            sha512: text("s5"),
+                        },
+                    },
+                    first_seen: time,
+                    geo: GeoFields {
+                        city_name: text("c"),
+                        continent_name: text("co"),
+                        country_iso_code: text("GB"),
+                        country_name: text("cn"),
+                        location: Some(GeoLocation {
+                            lat: 51.5142,
+                            lon: -0.0931,
+                        }),
+                        region_iso_code: text("GB-ENG"),
+                        region_name: text("r"),
+                    },
+                    ip: text("ip"),
+                    last_seen: time,
+                    marking: Marking {
+                        tlp: vec!["AMBER", "WHITE"],
+                    },
+                    name: text("n"),
+                    provider: text("p"),
+                    indicator_type: Some("url"),
+                    url: UrlFields {
+                        domain: text("d"),
+                        extension: text("x"),
+                        fragment: text("f"),
+                        full: text("u"),
+                        original: text("u"),
+                        password: text("pw"),
+                        path: text("/p"),
+                        port: Some(8080),
+                        query: text("q"),
+                        scheme: text("http"),
+                        user_info: text("ui"),
+                        username: text("un"),
+                    },
+                },
+            },
+        };
+        let mut fast = Vec::new();
+        document.write_json(&mut fast);
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            serde_json::to_string(&document).unwrap()
+        );
+
+        let mut fast = Vec::new();
+        EcsDocument::default().write_json(&mut fast);
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            serde_json::to_string(&EcsDocument::default()).unwrap()
         );
     }
 

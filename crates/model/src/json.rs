@@ -61,20 +61,27 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
+/// Writes `text` as a JSON string, quotes included.
 #[inline]
-fn write_escaped(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn write_escaped(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
     let mut index = 0;
     while index < bytes.len() {
-        if let Some(chunk) = bytes.get(index..index + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if !word_needs_escape(u64::from_le_bytes(word)) {
+        let rest = &bytes[index..];
+        if let Some(chunk) = rest.first_chunk::<8>() {
+            if !word_needs_escape(u64::from_le_bytes(*chunk)) {
                 index += 8;
                 continue;
+            }
+        } else {
+            // The tail, padded with spaces (which need no escape), in one check.
+            let mut word = [b' '; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            if !word_needs_escape(u64::from_le_bytes(word)) {
+                break;
             }
         }
         let byte = bytes[index];

@@ -16,6 +16,7 @@ mod ecs;
 mod indicator;
 pub mod json;
 pub mod records;
+mod timestamp;
 
 pub use ecs::{
     AnomaliFields, AsFields, AsOrganization, ECS_VERSION, EcsDocument, EcsVersion, EmailFields,
@@ -25,3 +26,4 @@ pub use ecs::{
 pub use indicator::Indicator;
 pub use json::{JsonError, write_json};
 pub use records::{RawRecord, RecordError};
+pub use timestamp::Timestamp;
