@@ -1,13 +1,32 @@
-//! The webhook input: **not implemented yet** (issue "agent-input").
+//! The webhook that receives ThreatStream pushes from Anomali's Elastic Extension, behaving like
+//! Elastic Agent's `http_endpoint` input where users rely on it and stricter where it is weak.
 //!
-//! Planned contract:
-//! - Input: HTTP POSTs from Anomali's Elastic Extension, configured with the same keys Fleet
-//!   renders for the `http_endpoint` input (listen address and port, path, content type, HMAC,
-//!   secret header, basic auth, TLS, body size limit, tags, `preserve_original_event`,
-//!   `ioc_expiration_duration`).
-//! - Output: raw records (see `anomali_model::records`) handed to the pipeline's sink, all or
-//!   nothing per request.
-//! - Guarantees: `200 {"message": "success"}` only after the sink has durably accepted every
-//!   indicator of the request (at-least-once); errors answer with a status and a JSON message.
-//!
-//! Today this crate holds no code; nothing in the workspace depends on it yet.
+//! - Input: HTTP(S) POSTs of NDJSON, a JSON array, one object or concatenated objects (gzip
+//!   allowed), configured with the keys Fleet renders for the integration ([`WebhookConfig`]).
+//! - Output: one [`Batch`] of mapped ECS documents per request, handed to an [`IndicatorSink`]
+//!   in request order; all or nothing: a request with one malformed record hands over nothing.
+//! - Guarantee: `200 {"message": "success"}` is sent only after the sink returned from
+//!   [`IndicatorSink::deliver`], i.e. once the batch is durable (at-least-once). Every refusal is a
+//!   status with a JSON `message`; secrets are compared in constant time and never logged.
+//! - Limits: `max_body_bytes` bounds decompressed bytes (413); a shared in-flight byte budget
+//!   answers 503 with `Retry-After` instead of growing memory.
+
+mod auth;
+mod body;
+mod config;
+mod error;
+mod handler;
+mod metrics;
+mod server;
+mod sink;
+mod tls;
+
+pub use auth::sign_sha256_hex;
+pub use config::{
+    ClientAuth, DEFAULT_COMPLETION_TIMEOUT, HmacAlgorithm, HmacConfig, SecretConfig, SslConfig,
+    ValidatedConfig, WebhookConfig,
+};
+pub use error::{ConfigError, ServerError, SinkError};
+pub use metrics::WebhookMetrics;
+pub use server::WebhookServer;
+pub use sink::{Batch, DiscardSink, IndicatorSink, MemorySink};

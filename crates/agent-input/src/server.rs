@@ -1,0 +1,189 @@
+//! [`WebhookServer`]: the listener, TLS, HTTP/1.1 and HTTP/2, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anomali_mapping::MappingSettings;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::ValidatedConfig;
+use crate::error::ServerError;
+use crate::handler::{Shared, handle};
+use crate::metrics::WebhookMetrics;
+use crate::sink::IndicatorSink;
+use crate::tls;
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running webhook.
+#[derive(Debug)]
+pub struct WebhookServer {
+    local_addr: SocketAddr,
+    metrics: Arc<WebhookMetrics>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WebhookServer {
+    /// Binds the listener and starts serving. `settings` are the mapping settings (tags,
+    /// `preserve_original_event` and expiry come from `config`; GeoIP from `settings`).
+    pub async fn start<S: IndicatorSink>(
+        config: ValidatedConfig,
+        mut settings: MappingSettings,
+        sink: S,
+    ) -> Result<Self, ServerError> {
+        settings.tags = config.tags.clone();
+        settings.preserve_original_event = config.preserve_original_event;
+        settings.ioc_expiration = config.ioc_expiration;
+        let acceptor = match &config.tls {
+            Some((certificate, key, authorities, client_auth)) => {
+                Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+                    certificate,
+                    key,
+                    authorities,
+                    *client_auth,
+                )?))
+            }
+            None => None,
+        };
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            address: config.listen,
+            source,
+        })?;
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        let metrics = Arc::new(WebhookMetrics::default());
+        let budget = Arc::new(Semaphore::new(
+            usize::try_from(config.max_in_flight_bytes)
+                .unwrap_or(usize::MAX)
+                .min(Semaphore::MAX_PERMITS),
+        ));
+        let shared = Arc::new(Shared {
+            config,
+            settings,
+            sink,
+            budget,
+            metrics: metrics.clone(),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, acceptor, shared, stopped));
+        tracing::info!(address = %local_addr, "webhook listening");
+        Ok(Self {
+            local_addr,
+            metrics,
+            stop,
+            task,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The webhook's counters.
+    pub fn metrics(&self) -> &Arc<WebhookMetrics> {
+        &self.metrics
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to `grace`), then returns.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(grace + Duration::from_secs(1), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("webhook shutdown took longer than the grace period");
+        }
+    }
+}
+
+async fn accept_loop<S: IndicatorSink>(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared<S>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = Builder::new(TokioExecutor::new());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: pause instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = {
+            let shared = shared.clone();
+            service_fn(move |request| handle(shared.clone(), request))
+        };
+        match &acceptor {
+            None => {
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(error) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
