@@ -4,6 +4,7 @@
 //! - `conformance`: maps the upstream corpus in `../shared/conformance/ti_anomali` with the real
 //!   `ti-anomali map` and compares the result with the expected documents (must be 100/100).
 //! - `bench`: the criterion mapping benchmark, then indicators/s, MB/s and the ratio b/a.
+//! - `load`: the webhook under signed NDJSON batches of 1, 100 and 1000 indicators (loopback).
 //!
 //! See <https://github.com/matklad/cargo-xtask> for the pattern. Every command runs from the
 //! repository root and fails loudly when something it needs is missing.
@@ -30,12 +31,34 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci(&root),
         Some("conformance") => conformance::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
+        Some("load") => load(&args[1..]),
         Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
         None => bail!("no command given\n{USAGE}"),
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <ci | conformance | bench [criterion args]>";
+const USAGE: &str =
+    "usage: cargo xtask <ci | conformance | bench [criterion args] | load [--seconds N]>";
+
+/// The webhook load test (loopback only, bounded in time and requests): see
+/// `benches/src/bin/webhook-load.rs`.
+fn load(args: &[String]) -> anyhow::Result<()> {
+    let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
+    run_command(
+        Command::new("cargo")
+            .args([
+                "run",
+                "--release",
+                "-q",
+                "-p",
+                "benches",
+                "--bin",
+                "webhook-load",
+                "--",
+            ])
+            .args(args),
+    )
+}
 
 fn ci(root: &Path) -> anyhow::Result<()> {
     run_command(Command::new("cargo").args(["fmt", "--all", "--check"]))?;

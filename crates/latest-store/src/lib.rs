@@ -1,14 +1,30 @@
-//! The latest store: **not implemented yet** (issue "latest-store and the main job").
+//! The latest store: exactly one live document per indicator, with expiry and lookups.
 //!
-//! Planned contract:
-//! - Input: ECS documents from the mapping crate, in arrival order.
-//! - Output: exactly one live document per key (`event.dataset`, `anomali.threatstream.id`),
-//!   across all namespaces, with lookups by indicator value (ip, domain, url, email, hash).
-//! - "Latest": the higher `update_id` wins; with equal or missing `update_id`, the later arrival
-//!   wins; an older version re-sent later never overwrites a newer one.
+//! - Input: mapped ECS documents of a dataset, in arrival order ([`LatestStore::apply`]).
+//! - Output: the live documents, by key ([`LatestStore::get`]), by indicator value — IP, domain,
+//!   URL, e-mail, hash — ([`LatestStore::find`]), and all of them ([`LatestStore::keys`]); and a
+//!   source copy of every document received (the reference's source data stream).
+//! - "Latest": key = (`event.dataset`, `anomali.threatstream.id`), one live document per key
+//!   across all namespaces. A higher `update_id` wins; equal or missing `update_id` falls back to
+//!   arrival order. A re-send of an older version never overwrites a newer one.
 //! - Expiry: a document whose `anomali.threatstream.deleted_at` is at or before now is not live;
-//!   an indicator that arrives deleted or expired removes any live copy.
-//! - Backends: an embedded on-disk store and Elasticsearch, behind one trait and one shared
-//!   behaviour test suite.
-//!
-//! Today this crate holds no code; nothing in the workspace depends on it yet.
+//!   one that arrives deleted or expired removes any live copy and is not stored as live; a
+//!   sweep ([`LatestStore::sweep_expired`]) removes documents as they expire.
+//! - Live documents carry `labels.is_ioc_transform_source: "false"`, source copies `"true"`.
+//! - Durability: `apply` returns once the batch is durable. Backends: [`EmbeddedStore`] (one
+//!   redb file, crash-safe, group commits) here; Elasticsearch in `anomali-sink-es`. Both pass
+//!   the shared behaviour suite (feature `testsuite`).
+
+mod archive;
+mod embedded;
+mod error;
+mod rules;
+mod store;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
+
+pub use archive::SourceArchive;
+pub use embedded::{EmbeddedOptions, EmbeddedStore};
+pub use error::StoreError;
+pub use rules::{DocumentFacts, IndicatorKey, Version, normalise_lookup_value};
+pub use store::{ApplyReport, LatestStore, LiveDocument};

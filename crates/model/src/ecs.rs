@@ -30,6 +30,9 @@ pub struct EcsDocument {
     pub error: ErrorFields,
     /// `event.*`.
     pub event: EventFields,
+    /// `labels.*`: whether this copy is a source document or the live one.
+    #[serde(skip_serializing_if = "LabelFields::is_empty")]
+    pub labels: LabelFields,
     /// `related.*`.
     #[serde(skip_serializing_if = "RelatedFields::is_empty")]
     pub related: RelatedFields,
@@ -75,8 +78,14 @@ impl ErrorFields {
 pub struct EventFields {
     /// `event.category`: always `["threat"]`.
     pub category: &'static [&'static str],
+    /// `event.dataset`, set when the document is stored: `ti_anomali.threatstream`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<&'static str>,
     /// `event.kind`: `enrichment`, or `pipeline_error` when a field failed.
     pub kind: &'static str,
+    /// `event.module`, set when the document is stored: `ti_anomali`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<&'static str>,
     /// `event.original`: the raw indicator, when `preserve_original_event` is on.
     #[serde(skip_serializing_if = "is_absent")]
     pub original: Option<String>,
@@ -114,14 +123,76 @@ impl RelatedFields {
 /// `threat`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ThreatFields {
+    /// `threat.feed`, set when the document is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feed: Option<FeedFields>,
     /// `threat.indicator`.
     pub indicator: IndicatorFields,
+}
+
+/// `threat.feed`: constants of the integration, which dashboards and rules filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FeedFields {
+    /// `threat.feed.dashboard_id`.
+    pub dashboard_id: &'static str,
+    /// `threat.feed.name`.
+    pub name: &'static str,
+}
+
+impl FeedFields {
+    /// The reference integration's feed: `Anomali ThreatStream` and its dashboard.
+    pub const ANOMALI_THREATSTREAM: Self = Self {
+        dashboard_id: "ti_anomali-96fe1e60-4261-11ec-b7be-d3026acdf1cf",
+        name: "Anomali ThreatStream",
+    };
+}
+
+/// `labels`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LabelFields {
+    /// `labels.is_ioc_transform_source`: `"true"` on source documents, `"false"` on the live
+    /// (latest) copy, so indicator-match rules can exclude the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_ioc_transform_source: Option<&'static str>,
+}
+
+impl LabelFields {
+    fn is_empty(&self) -> bool {
+        self.is_ioc_transform_source.is_none()
+    }
+}
+
+/// Which copy of a document: the raw source record, or the live latest one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentRole {
+    /// The source data stream (every version, kept for days).
+    Source,
+    /// The latest index: one live document per indicator.
+    Latest,
+}
+
+impl EcsDocument {
+    /// The dataset of the webhook stream.
+    pub const THREATSTREAM_DATASET: &'static str = "ti_anomali.threatstream";
+
+    /// Sets what a stored document carries besides the mapping's output: `event.module`,
+    /// `event.dataset`, `threat.feed`, and `labels.is_ioc_transform_source` for `role`.
+    pub fn stamp(&mut self, dataset: &'static str, role: DocumentRole) {
+        self.event.module = Some("ti_anomali");
+        self.event.dataset = Some(dataset);
+        self.threat.feed = Some(FeedFields::ANOMALI_THREATSTREAM);
+        self.labels.is_ioc_transform_source = Some(match role {
+            DocumentRole::Source => "true",
+            DocumentRole::Latest => "false",
+        });
+    }
 }
 
 impl ThreatFields {
     fn is_empty(&self) -> bool {
         let i = &self.indicator;
-        i.autonomous_system.is_empty()
+        self.feed.is_none()
+            && i.autonomous_system.is_empty()
             && i.confidence.is_none()
             && i.email.is_empty()
             && i.file.is_empty()
@@ -534,14 +605,15 @@ mod tests {
                 category: &["threat"],
                 kind: "enrichment",
                 original: Some(String::new()),
-                severity: None,
                 kind_of_event: &["indicator"],
+                ..Default::default()
             },
             threat: ThreatFields {
                 indicator: IndicatorFields {
                     name: Some(String::new()),
                     ..Default::default()
                 },
+                ..Default::default()
             },
             ..Default::default()
         };
@@ -594,8 +666,13 @@ mod tests {
             error: ErrorFields {
                 message: vec!["one".into(), "two \"2\"".into()],
             },
+            labels: LabelFields {
+                is_ioc_transform_source: Some("false"),
+            },
             event: EventFields {
                 category: &["threat"],
+                dataset: Some("ti_anomali.threatstream"),
+                module: Some("ti_anomali"),
                 kind: "pipeline_error",
                 original: text("{}"),
                 severity: Some(7),
@@ -609,6 +686,7 @@ mod tests {
             },
             tags: vec!["t1".into(), "t\t2".into()],
             threat: ThreatFields {
+                feed: Some(FeedFields::ANOMALI_THREATSTREAM),
                 indicator: IndicatorFields {
                     autonomous_system: AsFields {
                         number: Some(4_294_967_295),

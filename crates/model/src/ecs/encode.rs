@@ -115,12 +115,23 @@ impl EcsDocument {
             error.close();
         }
         write_event(doc.key("\"event\":"), &self.event);
+        if let Some(label) = self.labels.is_ioc_transform_source {
+            doc.key("\"labels\":{\"is_ioc_transform_source\":");
+            write_escaped(doc.out, label);
+            doc.out.push(b'}');
+        }
         if !self.related.is_empty() {
             write_related(doc.key("\"related\":"), &self.related);
         }
         doc.strings("\"tags\":", &self.tags);
         if !self.threat.is_empty() {
             let mut threat = Object::open(doc.key("\"threat\":"));
+            if let Some(feed) = &self.threat.feed {
+                let mut o = Object::open(threat.key("\"feed\":"));
+                write_escaped(o.key("\"dashboard_id\":"), feed.dashboard_id);
+                write_escaped(o.key("\"name\":"), feed.name);
+                o.close();
+            }
             write_indicator(threat.key("\"indicator\":"), &self.threat.indicator);
             threat.close();
         }
@@ -176,7 +187,13 @@ fn write_unknown(o: &mut Object<'_>, unknown: &Map<String, Value>) {
 fn write_event(out: &mut Vec<u8>, event: &EventFields) {
     let mut o = Object::open(out);
     write_strings(o.key("\"category\":"), event.category.iter().copied());
+    if let Some(dataset) = event.dataset {
+        write_escaped(o.key("\"dataset\":"), dataset);
+    }
     write_escaped(o.key("\"kind\":"), event.kind);
+    if let Some(module) = event.module {
+        write_escaped(o.key("\"module\":"), module);
+    }
     o.text("\"original\":", &event.original);
     if let Some(severity) = event.severity {
         o.key("\"severity\":")
