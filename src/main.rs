@@ -1,6 +1,7 @@
 //! `ti-anomali`: the command line. It parses arguments and configuration and wires the
 //! workspace crates together; the behaviour lives in the crates.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -29,13 +30,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            #[expect(
-                clippy::print_stderr,
-                reason = "the command line reports its own errors"
-            )]
-            {
-                eprintln!("ti-anomali: error: {error:#}");
-            }
+            // Not eprintln!: it panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "ti-anomali: error: {error:#}");
             ExitCode::from(2)
         }
     }

@@ -56,15 +56,14 @@ pub(crate) fn run(args: &MapArgs) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut line = Vec::with_capacity(4096);
     let mut bad_records = 0usize;
+    let stderr = io::stderr();
     let mut report = |error: &dyn std::fmt::Display| {
         bad_records += 1;
-        #[expect(
-            clippy::print_stderr,
-            reason = "bad records are reported on stderr by design"
-        )]
-        {
-            eprintln!("ti-anomali map: {source_name}: {error}; skipped");
-        }
+        // A closed stderr must not stop the mapping (eprintln! would panic).
+        let _ = writeln!(
+            stderr.lock(),
+            "ti-anomali map: {source_name}: {error}; skipped"
+        );
     };
     for record in records::split(&input) {
         let indicator = match record.and_then(|r| r.parse().map(|indicator| (r, indicator))) {
@@ -84,17 +83,22 @@ pub(crate) fn run(args: &MapArgs) -> anyhow::Result<ExitCode> {
         document.write_json(&mut line);
         line.push(b'\n');
         if let Err(error) = out.write_all(&line) {
-            return finish_on_write_error(error);
+            return finish_on_write_error(error, bad_records);
         }
     }
     if let Err(error) = out.flush() {
-        return finish_on_write_error(error);
+        return finish_on_write_error(error, bad_records);
     }
-    Ok(if bad_records == 0 {
+    Ok(exit_code(bad_records))
+}
+
+/// 0 when every record mapped, 1 when some were reported and skipped.
+fn exit_code(bad_records: usize) -> ExitCode {
+    if bad_records == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 fn read_stdin() -> anyhow::Result<Vec<u8>> {
@@ -106,10 +110,11 @@ fn read_stdin() -> anyhow::Result<Vec<u8>> {
     Ok(input)
 }
 
-/// A closed pipe (`ti-anomali map | head`) is a normal end, not an error.
-fn finish_on_write_error(error: io::Error) -> anyhow::Result<ExitCode> {
+/// A closed pipe (`ti-anomali map | head`) is a normal end, not an error; the exit status still
+/// says whether bad records were met before it.
+fn finish_on_write_error(error: io::Error, bad_records: usize) -> anyhow::Result<ExitCode> {
     if error.kind() == io::ErrorKind::BrokenPipe {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(exit_code(bad_records));
     }
     Err(anyhow::Error::new(error).context("cannot write to standard output"))
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
-use crate::{run_command, shared_dir};
+use crate::shared_dir;
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     let shared = shared_dir(root)?;
@@ -24,8 +24,6 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         }
     }
 
-    run_command(Command::new("cargo").args(["build", "--bin", "ti-anomali"]))?;
-    let binary = root.join("target").join("debug").join("ti-anomali");
     let work = root.join("target").join("conformance");
     fs::create_dir_all(&work).context("cannot create target/conformance")?;
 
@@ -44,14 +42,26 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     let input_path = work.join("input.ndjson");
     fs::write(&input_path, &input.stdout).context("cannot write the corpus input")?;
 
-    let output = Command::new(&binary)
-        .args(["map", "--tag", "preserve_original_event", "--geoip-db"])
+    // `cargo run` finds the binary wherever the target folder is (CARGO_TARGET_DIR and all).
+    eprintln!("xtask: running ti-anomali map on the corpus");
+    let output = Command::new("cargo")
+        .args([
+            "run",
+            "-q",
+            "--bin",
+            "ti-anomali",
+            "--",
+            "map",
+            "--tag",
+            "preserve_original_event",
+            "--geoip-db",
+        ])
         .arg(&geoip)
         .arg("--input")
         .arg(&input_path)
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("cannot run {}", binary.display()))?;
+        .context("cannot run cargo")?;
     if !output.status.success() {
         bail!(
             "ti-anomali map failed ({}): {}",

@@ -74,9 +74,13 @@ fn ci(root: &Path) -> anyhow::Result<()> {
     conformance::run(root)
 }
 
-/// The repository root: the parent of this crate.
+/// The repository root: the parent of this crate. Read at run time (cargo sets it when it runs
+/// us), so an xtask binary shared through a common target folder serves the right checkout.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()

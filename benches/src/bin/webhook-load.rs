@@ -6,7 +6,10 @@
 //! indicators/s and p50/p99 latency. Client and server share this machine's cores: the figures
 //! are for both together.
 
-#![allow(clippy::print_stdout, reason = "a measuring tool: printing the figures is its output")]
+#![allow(
+    clippy::print_stdout,
+    reason = "a measuring tool: printing the figures is its output"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,7 +4,10 @@
 //! Backends call [`latest_store_suite!`](crate::latest_store_suite) with a constructor to get
 //! one `#[tokio::test]` per check.
 
-#![allow(clippy::unwrap_used, reason = "a test suite: a panic is a failed check")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test suite: a panic is a failed check"
+)]
 
 use anomali_mapping_free::document;
 use chrono::{DateTime, TimeDelta, Utc};

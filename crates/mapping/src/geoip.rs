@@ -17,15 +17,14 @@ pub struct GeoIp {
     path: PathBuf,
 }
 
-/// Why a GeoIP database could not be opened.
+/// Why a GeoIP database could not be used.
 #[derive(Debug, Error)]
-#[error("cannot open GeoIP database {path}: {source}")]
+#[error("cannot use GeoIP database {path}: {reason}")]
 pub struct GeoIpError {
     /// The file.
     pub path: PathBuf,
-    /// The reader's complaint.
-    #[source]
-    pub source: maxminddb::MaxMindDbError,
+    /// What is wrong (the reader's complaint, or the wrong kind of database).
+    pub reason: String,
 }
 
 impl fmt::Debug for GeoIp {
@@ -42,8 +41,19 @@ impl GeoIp {
         let path = path.as_ref().to_path_buf();
         let reader = Reader::open_readfile(&path).map_err(|source| GeoIpError {
             path: path.clone(),
-            source,
+            reason: source.to_string(),
         })?;
+        // A City or Country database has what threat.indicator.geo needs; an ASN database
+        // would open fine and silently add nothing.
+        let kind = reader.metadata().database_type.clone();
+        if !(kind.contains("City") || kind.contains("Country")) {
+            return Err(GeoIpError {
+                path,
+                reason: format!(
+                    "it is a {kind:?} database; a City (or Country) database is needed"
+                ),
+            });
+        }
         Ok(Self {
             reader: Arc::new(reader),
             path,

@@ -33,6 +33,7 @@ pub fn map_indicator(
     received: &Received<'_>,
     settings: &MappingSettings,
 ) -> EcsDocument {
+    let empty = indicator == Indicator::default();
     let Indicator {
         added_at,
         asn,
@@ -199,7 +200,7 @@ pub fn map_indicator(
     // Rule 15: the IP, validated; related.ip.
     let ip = match present(&srcip) {
         None => None,
-        Some(Value::String(text)) => match text.parse::<IpAddr>() {
+        Some(Value::String(text)) => match parse_ip(text) {
             Ok(ip) => {
                 run.doc.threat.indicator.ip = Some(text.clone());
                 run.doc.related.ip.push(text.clone());
@@ -367,6 +368,13 @@ pub fn map_indicator(
         .filter_map(|(key, value)| pruned(value).map(|v| (key, v)))
         .collect();
 
+    // An object without a single field is not an indicator (the reference pipeline fails on a
+    // document without `json`).
+    if empty {
+        run.errors
+            .push("the indicator is an empty object: no field to map".to_owned());
+    }
+
     // Rule 30: any error marks the document.
     let Run { mut doc, errors } = run;
     if !errors.is_empty() {
@@ -499,6 +507,16 @@ impl Run {
                 None
             }
         }
+    }
+}
+
+/// An IP address; an IPv6 zone (`fe80::1%eth0`) is allowed, as Elasticsearch allows it.
+fn parse_ip(text: &str) -> Result<IpAddr, std::net::AddrParseError> {
+    match text.split_once('%') {
+        Some((address, zone)) if !zone.is_empty() && !zone.contains(['%', '/', ' ']) => {
+            address.parse::<std::net::Ipv6Addr>().map(IpAddr::V6)
+        }
+        _ => text.parse::<IpAddr>(),
     }
 }
 

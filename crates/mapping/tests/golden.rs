@@ -210,4 +210,6 @@ golden! {
     c082_md5_length_counts_characters,
     c083_expiry_past_year_9999_is_clamped,
     c084_object_in_a_keyword_field_is_an_error,
+    c085_ipv6_with_zone_id,
+    c086_empty_object_is_an_error,
 }

@@ -1,14 +1,20 @@
 //! Cutting a request body or an input file into one raw record per indicator.
 //!
 //! Accepted framings, told apart by the first byte that is not white space:
-//! - `[`: a JSON array; each element is a record. A syntax error ends the array (what follows
-//!   it cannot be framed reliably); the elements before it are still yielded.
-//! - anything else: one object, NDJSON, or concatenated objects (pretty-printed or not). After a
-//!   syntax error the splitter skips to the next line that starts with `{` and goes on, so one
-//!   bad line never hides the good ones after it.
+//! - `[`: a JSON array; each element is a record.
+//! - anything else: one object, NDJSON, or concatenated objects (pretty-printed or not, with
+//!   white space, nothing, or a comma between them).
 //!
 //! Each record is a JSON object; anything else is an error naming its line. Line numbers are
-//! 1-based and name the line the record starts on.
+//! 1-based (a line ends at `\n`, `\r\n` or a lone `\r`) and an error names the line the bad
+//! record starts on.
+//!
+//! Recovery, so one bad record never hides the good ones after it: a record is parsed only up to
+//! the next line that starts (after its indentation, which must not be deeper than the record's)
+//! with `{`, because that is where the next record of NDJSON or pretty-printed input begins;
+//! after a syntax error, reading resumes at the next `}{` boundary inside that span, else at
+//! the span's end. Bounding each record this way also keeps the work linear in the input size,
+//! however the input is broken.
 
 use serde_json::value::RawValue;
 use thiserror::Error;
@@ -83,6 +89,8 @@ pub fn split(input: &[u8]) -> Records<'_> {
         line: 1,
         line_start: 0,
         mode: Mode::Stream,
+        resumed_at_object: false,
+        span_cache: None,
     };
     // A UTF-8 byte-order mark is not part of the JSON.
     if input.starts_with(b"\xEF\xBB\xBF") {
@@ -105,6 +113,12 @@ pub struct Records<'a> {
     line: usize,
     line_start: usize,
     mode: Mode,
+    /// Set when recovery stopped at the `{` of the next record (an array then reads it as an
+    /// element without expecting a comma first).
+    resumed_at_object: bool,
+    /// The last span computed: (line start, indentation, end). Records that share a line share
+    /// a span, so a long line of concatenated objects is scanned once, not once per object.
+    span_cache: Option<(usize, usize, usize)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,21 +140,26 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
+fn is_line_break(byte: u8) -> bool {
+    byte == b'\n' || byte == b'\r'
+}
+
 impl<'a> Records<'a> {
     fn next_in_stream(&mut self) -> Option<Result<RawRecord<'a>, RecordError>> {
-        self.skip_whitespace();
+        // White space and commas may separate top-level objects.
+        loop {
+            self.skip_whitespace();
+            if self.peek() == Some(b',') {
+                self.advance_to(self.pos + 1);
+            } else {
+                break;
+            }
+        }
         if self.pos >= self.input.len() {
             self.mode = Mode::Done;
             return None;
         }
-        let start_line = self.line;
-        match self.parse_value() {
-            Ok(record) => Some(record),
-            Err(error) => {
-                self.resync_after(start_line);
-                Some(Err(error))
-            }
-        }
+        Some(self.next_value())
     }
 
     fn next_in_array(&mut self, first: bool) -> Option<Result<RawRecord<'a>, RecordError>> {
@@ -166,105 +185,163 @@ impl<'a> Records<'a> {
                 self.skip_whitespace();
             }
             Some(_) if !first => {
-                return Some(Err(
-                    self.stop(self.error_here("expected `,` or `]` after an element"))
-                ));
+                let error = self.error_here("expected `,` or `]` after an element");
+                let start = self.pos;
+                let end = self.span_end(start);
+                self.resume_after_error(start, end);
+                self.mode = Mode::Array {
+                    first: self.resumed_at_object,
+                };
+                return Some(Err(error));
             }
             Some(_) => {}
         }
-        self.mode = Mode::Array { first: false };
-        match self.parse_value() {
-            Ok(record) => Some(record),
-            Err(error) => Some(Err(self.stop(error))),
-        }
+        self.resumed_at_object = false;
+        let value = self.next_value();
+        self.mode = Mode::Array {
+            first: self.resumed_at_object,
+        };
+        Some(value)
     }
 
-    /// Parses one JSON value at `pos`; on success moves past it. A value that is not an object is
-    /// consumed and reported as an error.
-    fn parse_value(&mut self) -> Result<Result<RawRecord<'a>, RecordError>, RecordError> {
-        let rest = &self.input[self.pos..];
-        let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<&RawValue>();
+    /// One value at `pos`, parsed within its span. On success `pos` moves past it; on a
+    /// syntax error it moves to where the next record can start.
+    fn next_value(&mut self) -> Result<RawRecord<'a>, RecordError> {
+        let start = self.pos;
+        let line = self.line;
+        let end = self.span_end(start);
+        let mut stream =
+            serde_json::Deserializer::from_slice(&self.input[start..end]).into_iter::<&RawValue>();
         let parsed = stream.next();
         let consumed = stream.byte_offset();
         match parsed {
-            None => Err(self.error_here("unexpected end of input")),
-            Some(Err(error)) => Err(self.error_from(&error)),
             Some(Ok(raw)) => {
-                let line = self.line;
                 let text = raw.get();
-                self.advance_to(self.pos + consumed);
+                self.advance_to(start + consumed);
                 let found = match text.as_bytes().first() {
-                    Some(b'{') => return Ok(Ok(RawRecord { line, text })),
+                    Some(b'{') => return Ok(RawRecord { line, text }),
                     Some(b'[') => "an array",
                     Some(b'"') => "a string",
                     Some(b't' | b'f') => "a boolean",
                     Some(b'n') => "null",
                     _ => "a number",
                 };
-                Ok(Err(RecordError::NotAnObject { line, found }))
+                Err(RecordError::NotAnObject { line, found })
+            }
+            Some(Err(error)) => {
+                let error_at = start + self.offset_in(start, end, &error);
+                let reported = if error.is_eof() {
+                    RecordError::Malformed {
+                        line,
+                        column: start - self.line_start + 1,
+                        reason: "incomplete JSON object (the record ends before its closing brace)"
+                            .to_owned(),
+                    }
+                } else {
+                    self.error_at(error_at, &reason_of(&error))
+                };
+                self.resume_after_error(error_at, end);
+                Err(reported)
+            }
+            None => {
+                self.advance_to(end);
+                Err(self.error_here("unexpected end of input"))
             }
         }
     }
 
-    /// After a syntax error in a record that started on `start_line`: go to the next line that
-    /// starts with `{`, so later records are still read.
-    fn resync_after(&mut self, start_line: usize) {
-        // Restart from the beginning of the failed record's line, then skip at least that line.
-        let mut pos = self.line_start_of(start_line);
-        loop {
-            match self.input[pos..].iter().position(|&b| b == b'\n') {
-                None => {
-                    self.advance_to(self.input.len());
-                    return;
-                }
-                Some(newline) => pos += newline + 1,
-            }
-            let first = self.input[pos..].iter().position(|b| !b" \t\r".contains(b));
-            if let Some(offset) = first
-                && self.input[pos + offset] == b'{'
-            {
-                self.seek(pos + offset);
-                return;
-            }
+    /// Where a record starting at `start` may end: the next line whose first non-blank byte is
+    /// `{`, indented no deeper than the record's own line.
+    fn span_end(&mut self, start: usize) -> usize {
+        let input = self.input;
+        // `start` is on the current line: `pos` never passes a line break unseen.
+        let line_begin = self.line_start.min(start);
+        let indent_of = |from: usize| {
+            input[from..]
+                .iter()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count()
+        };
+        let own_indent = if input[line_begin..start]
+            .iter()
+            .all(|&b| b == b' ' || b == b'\t')
+        {
+            start - line_begin
+        } else {
+            0
+        };
+        if let Some((cached_line, cached_indent, end)) = self.span_cache
+            && cached_line == line_begin
+            && cached_indent == own_indent
+            && end > start
+        {
+            return end;
         }
-    }
-
-    fn line_start_of(&self, line: usize) -> usize {
-        if line == self.line {
-            return self.line_start;
-        }
-        let mut current = 1;
-        let mut start = 0;
-        for (index, &byte) in self.input.iter().enumerate() {
-            if current == line {
+        let mut end = input.len();
+        let mut at = start;
+        while let Some(offset) = input[at..].iter().position(|&b| is_line_break(b)) {
+            let next_line = at + offset + 1;
+            let indent = indent_of(next_line);
+            if input.get(next_line + indent) == Some(&b'{') && indent <= own_indent {
+                end = next_line;
                 break;
             }
-            if byte == b'\n' {
-                current += 1;
-                start = index + 1;
-            }
+            at = next_line;
         }
-        start
+        self.span_cache = Some((line_begin, own_indent, end));
+        end
     }
 
-    /// Moves to `target`, which may lie before `pos`; recounts lines from the start.
-    fn seek(&mut self, target: usize) {
-        if target >= self.pos {
-            self.advance_to(target);
-        } else {
-            self.pos = 0;
-            self.line = 1;
-            self.line_start = 0;
-            self.advance_to(target);
+    /// After a syntax error at `error_at` in a span ending at `end`: resume at the next `}{`
+    /// (or `},{`) boundary in the span, else at the span's end.
+    fn resume_after_error(&mut self, error_at: usize, end: usize) {
+        let from = error_at.min(end);
+        let span = &self.input[from..end];
+        let mut resume = end;
+        for (offset, _) in span.iter().enumerate().filter(|(_, b)| **b == b'}') {
+            let after = &span[offset + 1..];
+            let gap = after
+                .iter()
+                .take_while(|&&b| b == b' ' || b == b'\t' || b == b',')
+                .count();
+            if after.get(gap) == Some(&b'{') {
+                resume = from + offset + 1 + gap;
+                break;
+            }
         }
+        self.advance_to(resume);
+        self.resumed_at_object = self.peek_past_whitespace() == Some(b'{');
+    }
+
+    fn peek_past_whitespace(&self) -> Option<u8> {
+        self.input[self.pos..]
+            .iter()
+            .copied()
+            .find(|b| !b" \t\r\n".contains(b))
+    }
+
+    /// The byte offset of a parser error inside the span that starts at `start`.
+    fn offset_in(&self, start: usize, end: usize, error: &serde_json::Error) -> usize {
+        let span = &self.input[start..end];
+        let mut offset = 0;
+        for _ in 1..error.line() {
+            match span[offset..].iter().position(|&b| b == b'\n') {
+                Some(newline) => offset += newline + 1,
+                None => return span.len(),
+            }
+        }
+        (offset + error.column().saturating_sub(1)).min(span.len())
     }
 
     fn advance_to(&mut self, target: usize) {
         let target = target.min(self.input.len());
-        for (offset, &byte) in self.input[self.pos..target].iter().enumerate() {
-            if byte == b'\n' {
+        for index in self.pos..target {
+            let byte = self.input[index];
+            let breaks =
+                byte == b'\n' || (byte == b'\r' && self.input.get(index + 1) != Some(&b'\n'));
+            if breaks {
                 self.line += 1;
-                self.line_start = self.pos + offset + 1;
+                self.line_start = index + 1;
             }
         }
         self.pos = target;
@@ -295,18 +372,21 @@ impl<'a> Records<'a> {
         }
     }
 
-    /// Turns a parser error, positioned relative to `pos`, into one positioned in the input.
-    fn error_from(&self, error: &serde_json::Error) -> RecordError {
-        let line = self.line + error.line().saturating_sub(1);
-        let column = if error.line() <= 1 {
-            self.pos - self.line_start + error.column().max(1)
-        } else {
-            error.column().max(1)
-        };
+    /// An error at byte `at` (at or after `pos`), with its line and column.
+    fn error_at(&self, at: usize, reason: &str) -> RecordError {
+        let mut line = self.line;
+        let mut line_start = self.line_start;
+        for index in self.pos..at.min(self.input.len()) {
+            let byte = self.input[index];
+            if byte == b'\n' || (byte == b'\r' && self.input.get(index + 1) != Some(&b'\n')) {
+                line += 1;
+                line_start = index + 1;
+            }
+        }
         RecordError::Malformed {
             line,
-            column,
-            reason: reason_of(error),
+            column: at - line_start + 1,
+            reason: reason.to_owned(),
         }
     }
 }
@@ -382,8 +462,58 @@ mod tests {
     fn a_truncated_line_does_not_swallow_the_next_one() {
         let got = lines_and_texts("{\"id\":1\n{\"id\":2}\n");
         assert_eq!(got.len(), 2, "{got:?}");
-        assert!(got[0].clone().unwrap_err().starts_with("line 2"), "{got:?}");
+        assert!(
+            got[0]
+                .clone()
+                .unwrap_err()
+                .starts_with("line 1 column 1: malformed JSON: incomplete"),
+            "{got:?}"
+        );
         assert_eq!(got[1], Ok((2, "{\"id\":2}".into())));
+        // Truncated after `:` or inside an array, where the next lines would keep the JSON
+        // valid: each is reported on its own line, and the work stays linear.
+        let many: String = (0..2000)
+            .map(|i| format!("{{\"id\":{i},\"domain\":\n"))
+            .collect();
+        let got = lines_and_texts(&many);
+        assert_eq!(got.len(), 2000);
+        for (index, item) in got.iter().enumerate() {
+            let error = item.clone().unwrap_err();
+            assert!(
+                error.starts_with(&format!("line {} ", index + 1)),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn concatenated_objects_recover_after_a_bad_one() {
+        let got = lines_and_texts("{\"id\":1}{\"id\":3,\"domain\":}{\"id\":4}");
+        let ok: Vec<String> = got
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|(_, t)| t.clone())
+            .collect();
+        assert_eq!(ok, ["{\"id\":1}", "{\"id\":4}"], "{got:?}");
+        assert_eq!(got.iter().filter(|r| r.is_err()).count(), 1);
+
+        let got = lines_and_texts("{\"id\":1},{\"id\":2}");
+        assert_eq!(
+            got,
+            vec![Ok((1, "{\"id\":1}".into())), Ok((1, "{\"id\":2}".into()))]
+        );
+
+        let got = lines_and_texts("{\"id\":1}\r{\"id\":2,}\r{\"id\":3}\r{\"id\":4}\r");
+        let ok: Vec<usize> = got
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|(line, _)| *line)
+            .collect();
+        assert_eq!(ok, [1, 3, 4], "{got:?}");
+        assert!(
+            got[1].clone().unwrap_err().starts_with("line 2 "),
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -414,14 +544,25 @@ mod tests {
     }
 
     #[test]
-    fn array_errors_stop_the_array_but_keep_what_came_before() {
+    fn array_errors_skip_the_bad_element_only() {
         let got = lines_and_texts("[{\"id\":1}, {\"id\":}, {\"id\":3}]");
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 3, "{got:?}");
         assert_eq!(got[0], Ok((1, "{\"id\":1}".into())));
         assert!(
             got[1].clone().unwrap_err().starts_with("line 1 column 18"),
             "{got:?}"
         );
+        assert_eq!(got[2], Ok((1, "{\"id\":3}".into())));
+
+        let pretty = "[\n  {\"id\":1},\n  {\"id\":2,, },\n  {\"id\":3},\n  {\"id\":4}\n]\n";
+        let got = lines_and_texts(pretty);
+        let ids: Vec<usize> = got
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|(line, _)| *line)
+            .collect();
+        assert_eq!(ids, [2, 4, 5], "{got:?}");
+        assert!(got[1].clone().unwrap_err().starts_with("line 3"), "{got:?}");
         for bad in [
             "[{\"id\":1}",
             "[{\"id\":1} {\"id\":2}]",
