@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod map_command;
+mod serve_command;
 
 /// Anomali ThreatStream indicators to ECS documents, like Elastic's ti_anomali integration.
 #[derive(Debug, Parser)]
@@ -20,12 +21,24 @@ struct Cli {
 enum Command {
     /// Map indicators (NDJSON, a JSON array or concatenated objects) to ECS documents as NDJSON.
     Map(map_command::MapArgs),
+    /// Run the webhook and keep the live indicators in the embedded store (the main job).
+    Serve(serve_command::ServeArgs),
+    /// Print the live documents matching an IP, domain, URL, e-mail address or hash.
+    Lookup(serve_command::LookupArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Map(args) => map_command::run(&args),
+        Command::Serve(args) => {
+            init_logs();
+            serve_command::serve(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Lookup(args) => serve_command::lookup(args).map(|found| {
+            let _ = writeln!(std::io::stdout(), "{found}");
+            ExitCode::SUCCESS
+        }),
     };
     match result {
         Ok(code) => code,
@@ -35,4 +48,14 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Logs on stderr; `RUST_LOG` filters (default: info).
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

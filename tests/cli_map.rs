@@ -204,7 +204,11 @@ fn closed_output_and_error_pipes_end_quietly_with_the_right_status() {
         }
         let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
         let output = child.wait_with_output().unwrap();
-        assert_eq!(output.status.code(), Some(1), "one bad record was met: {close_stdout} {close_stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "one bad record was met: {close_stdout} {close_stderr}"
+        );
         assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
     }
 }

@@ -17,6 +17,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 
+use crate::api::ReadApi;
 use crate::auth::{check_basic_auth, check_hmac, check_secret};
 use crate::body::{BodyError, Reservation, gunzip, parse_go_duration, read_body};
 use crate::config::{DEFAULT_COMPLETION_TIMEOUT, ValidatedConfig, media_type, normalise_path};
@@ -26,12 +27,13 @@ use crate::sink::{Batch, IndicatorSink};
 
 /// What every connection shares.
 #[derive(Debug)]
-pub(crate) struct Shared<S> {
+pub(crate) struct Shared<S, A> {
     pub(crate) config: ValidatedConfig,
     pub(crate) settings: MappingSettings,
     pub(crate) sink: S,
     pub(crate) budget: Arc<Semaphore>,
     pub(crate) metrics: Arc<WebhookMetrics>,
+    pub(crate) api: A,
 }
 
 /// An answer before it is sent.
@@ -39,6 +41,7 @@ struct Answer {
     status: StatusCode,
     body: Bytes,
     retry_after: Option<u32>,
+    content_type: &'static str,
 }
 
 impl Answer {
@@ -48,6 +51,16 @@ impl Answer {
             status,
             body: Bytes::from(body),
             retry_after: None,
+            content_type: "application/json",
+        }
+    }
+
+    fn json(status: StatusCode, value: &serde_json::Value) -> Self {
+        Self {
+            status,
+            body: Bytes::from(value.to_string()),
+            retry_after: None,
+            content_type: "application/json",
         }
     }
 
@@ -56,12 +69,13 @@ impl Answer {
             status: StatusCode::OK,
             body: Bytes::from_static(b"{\"message\": \"success\"}"),
             retry_after: None,
+            content_type: "application/json",
         }
     }
 }
 
-pub(crate) async fn handle<S: IndicatorSink>(
-    shared: Arc<Shared<S>>,
+pub(crate) async fn handle<S: IndicatorSink, A: ReadApi>(
+    shared: Arc<Shared<S, A>>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let started = Instant::now();
@@ -76,7 +90,7 @@ pub(crate) async fn handle<S: IndicatorSink>(
     *response.status_mut() = answer.status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static(answer.content_type),
     );
     if let Some(seconds) = answer.retry_after {
         response
@@ -86,11 +100,18 @@ pub(crate) async fn handle<S: IndicatorSink>(
     Ok(response)
 }
 
-async fn answer<S: IndicatorSink>(shared: &Shared<S>, request: Request<Incoming>) -> Answer {
+async fn answer<S: IndicatorSink, A: ReadApi>(
+    shared: &Shared<S, A>,
+    request: Request<Incoming>,
+) -> Answer {
     let config = &shared.config;
     let (parts, body) = request.into_parts();
 
-    if normalise_path(parts.uri.path()) != config.path {
+    let path = normalise_path(parts.uri.path());
+    if path != config.path && path.starts_with("/_ti/") && shared.api.enabled() {
+        return read_api(shared, &parts, &path).await;
+    }
+    if path != config.path {
         return Answer::error(StatusCode::NOT_FOUND, "not found");
     }
     if parts.method != Method::POST {
@@ -250,6 +271,99 @@ async fn answer<S: IndicatorSink>(shared: &Shared<S>, request: Request<Incoming>
             "could not publish event within timeout",
         ),
     }
+}
+
+/// `GET /_ti/health` (open, for probes), `/_ti/metrics` and `/_ti/lookup?value=` (authenticated
+/// like the webhook; with HMAC, the signature of the empty body).
+async fn read_api<S: IndicatorSink, A: ReadApi>(
+    shared: &Shared<S, A>,
+    parts: &http::request::Parts,
+    path: &str,
+) -> Answer {
+    if parts.method != Method::GET {
+        return Answer::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET requests are allowed here",
+        );
+    }
+    if path == "/_ti/health" {
+        return match shared.api.health().await {
+            Ok(details) => Answer::json(StatusCode::OK, &details),
+            Err(reason) => Answer::error(StatusCode::SERVICE_UNAVAILABLE, reason),
+        };
+    }
+    let config = &shared.config;
+    if let Some((user, password)) = &config.basic_auth
+        && let Err(message) = check_basic_auth(&parts.headers, user, password)
+    {
+        return Answer::error(StatusCode::UNAUTHORIZED, message);
+    }
+    if let Some((header, value)) = &config.secret
+        && let Err(message) = check_secret(&parts.headers, header, value)
+    {
+        return Answer::error(StatusCode::UNAUTHORIZED, message);
+    }
+    if let Some((key, algorithm, header, prefix)) = &config.hmac
+        && let Err(message) = check_hmac(&parts.headers, header, prefix, key, *algorithm, b"")
+    {
+        return Answer::error(StatusCode::UNAUTHORIZED, message);
+    }
+    match path {
+        "/_ti/metrics" => {
+            let text = shared.metrics.render_prometheus() + &shared.api.metrics().await;
+            Answer {
+                status: StatusCode::OK,
+                body: Bytes::from(text),
+                retry_after: None,
+                content_type: "text/plain; version=0.0.4",
+            }
+        }
+        "/_ti/lookup" => {
+            let value = parts
+                .uri
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .find_map(|pair| {
+                    let (key, value) = pair.split_once('=')?;
+                    (key == "value").then(|| percent_decode(value))
+                });
+            let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+                return Answer::error(StatusCode::BAD_REQUEST, "give the indicator as ?value=");
+            };
+            match shared.api.lookup(&value).await {
+                Ok(documents) => Answer::json(StatusCode::OK, &serde_json::Value::Array(documents)),
+                Err(reason) => Answer::error(StatusCode::INTERNAL_SERVER_ERROR, reason),
+            }
+        }
+        _ => Answer::error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// `%XX` and `+` in a query value.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(index + 1..index + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    out.push(byte);
+                    index += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            other => out.push(other),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn body_error(error: BodyError, retry_after: u32) -> Answer {

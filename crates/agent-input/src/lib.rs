@@ -11,6 +11,7 @@
 //! - Limits: `max_body_bytes` bounds decompressed bytes (413); a shared in-flight byte budget
 //!   answers 503 with `Retry-After` instead of growing memory.
 
+mod api;
 mod auth;
 mod body;
 mod config;
@@ -21,6 +22,7 @@ mod server;
 mod sink;
 mod tls;
 
+pub use api::{NoReadApi, ReadApi, StoreSink};
 pub use auth::sign_sha256_hex;
 pub use config::{
     ClientAuth, DEFAULT_COMPLETION_TIMEOUT, HmacAlgorithm, HmacConfig, SecretConfig, SslConfig,

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use crate::api::{NoReadApi, ReadApi};
 use crate::config::ValidatedConfig;
 use crate::error::ServerError;
 use crate::handler::{Shared, handle};
@@ -37,8 +38,18 @@ impl WebhookServer {
     /// `preserve_original_event` and expiry come from `config`; GeoIP from `settings`).
     pub async fn start<S: IndicatorSink>(
         config: ValidatedConfig,
+        settings: MappingSettings,
+        sink: S,
+    ) -> Result<Self, ServerError> {
+        Self::start_with_api(config, settings, sink, NoReadApi).await
+    }
+
+    /// Like [`WebhookServer::start`], also serving `api` under `/_ti/` on the same listener.
+    pub async fn start_with_api<S: IndicatorSink, A: ReadApi>(
+        config: ValidatedConfig,
         mut settings: MappingSettings,
         sink: S,
+        api: A,
     ) -> Result<Self, ServerError> {
         settings.tags = config.tags.clone();
         settings.preserve_original_event = config.preserve_original_event;
@@ -75,6 +86,7 @@ impl WebhookServer {
                 .min(Semaphore::MAX_PERMITS),
         ));
         let shared = Arc::new(Shared {
+            api,
             config,
             settings,
             sink,
@@ -114,10 +126,10 @@ impl WebhookServer {
     }
 }
 
-async fn accept_loop<S: IndicatorSink>(
+async fn accept_loop<S: IndicatorSink, A: ReadApi>(
     listener: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
-    shared: Arc<Shared<S>>,
+    shared: Arc<Shared<S, A>>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();

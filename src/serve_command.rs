@@ -1,0 +1,275 @@
+//! `ti-anomali serve` and `ti-anomali lookup`: the main job on the embedded store.
+//!
+//! Wiring only: the webhook (agent-input) hands each request's mapped documents to the store
+//! (latest-store), which keeps the source copies and the live ones; a sweeper removes what
+//! expires; the same listener answers `/_ti/lookup`, `/_ti/health` and `/_ti/metrics`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anomali_agent_input::{StoreSink, WebhookConfig, WebhookServer, sign_sha256_hex};
+use anomali_latest_store::{EmbeddedOptions, EmbeddedStore, LatestStore};
+use anomali_mapping::{GeoIp, MappingSettings};
+use anomali_model::EcsDocument;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The YAML file of `serve`: the webhook's keys (as Fleet renders them) under `webhook`, and the
+/// store's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ServeConfig {
+    /// Where the store and the source archive live. By default, `./data`.
+    data_dir: PathBuf,
+    /// Days of source segments to keep. By default, 5.
+    source_retention_days: u32,
+    /// Seconds between expiry sweeps. By default, 5 (at most 10).
+    sweep_interval_seconds: u64,
+    /// A MaxMind City database for GeoIP. By default, none.
+    geoip_db: Option<PathBuf>,
+    /// The webhook.
+    webhook: WebhookConfig,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            source_retention_days: 5,
+            sweep_interval_seconds: 5,
+            geoip_db: None,
+            webhook: WebhookConfig::default(),
+        }
+    }
+}
+
+/// Arguments of `ti-anomali serve`; flags override the file.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// A YAML configuration file (see the README).
+    #[arg(long, short, env = "TI_ANOMALI_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the store and the source archive live (default: ./data).
+    #[arg(long, env = "TI_ANOMALI_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (default: localhost).
+    #[arg(long, env = "TI_ANOMALI_LISTEN_ADDRESS")]
+    listen_address: Option<String>,
+    /// Port to listen on (default: 8181).
+    #[arg(long, env = "TI_ANOMALI_LISTEN_PORT")]
+    listen_port: Option<u16>,
+    /// HMAC key for the X-Filebeat-Signature header (sha256).
+    #[arg(long, env = "TI_ANOMALI_HMAC_KEY", hide_env_values = true)]
+    hmac_key: Option<String>,
+    /// Fail-safe expiry for indicators without deleted_at (default: 90d).
+    #[arg(long)]
+    ioc_expiration_duration: Option<String>,
+    /// Keep the raw indicator in event.original.
+    #[arg(long)]
+    preserve_original_event: bool,
+    /// Allow a non-loopback listener without authentication.
+    #[arg(long)]
+    insecure: bool,
+    /// A MaxMind City database for GeoIP.
+    #[arg(long, value_name = "FILE")]
+    geoip_db: Option<PathBuf>,
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<ServeConfig> {
+    let Some(path) = path else {
+        return Ok(ServeConfig::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_saphyr::from_str(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
+
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(args.config.as_deref())?;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    let webhook = &mut config.webhook;
+    if let Some(address) = args.listen_address {
+        webhook.listen_address = address;
+    }
+    if let Some(port) = args.listen_port {
+        webhook.listen_port = port;
+    }
+    if let Some(key) = args.hmac_key {
+        webhook.hmac.key = Some(key);
+    }
+    if let Some(duration) = args.ioc_expiration_duration {
+        webhook.ioc_expiration_duration = duration;
+    }
+    webhook.preserve_original_event |= args.preserve_original_event;
+    webhook.insecure |= args.insecure;
+    if args.geoip_db.is_some() {
+        config.geoip_db = args.geoip_db;
+    }
+    if config.sweep_interval_seconds == 0 || config.sweep_interval_seconds > 10 {
+        bail!("sweep_interval_seconds must be 1 to 10 (expired indicators leave within that time)");
+    }
+    let validated = config.webhook.validate()?;
+    let settings = MappingSettings {
+        geoip: config.geoip_db.as_ref().map(GeoIp::open).transpose()?,
+        ..MappingSettings::default()
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let options = EmbeddedOptions { source_retention_days: config.source_retention_days };
+        let store = EmbeddedStore::open(&config.data_dir, options)
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        tracing::info!(data_dir = %config.data_dir.display(), live = store.count().await?, "store open");
+        let sink = Arc::new(StoreSink::new(store, EcsDocument::THREATSTREAM_DATASET));
+        let server = WebhookServer::start_with_api(validated, settings, sink.clone(), sink.clone()).await?;
+        tracing::info!(address = %server.local_addr(), "serving: POST indicators, GET /_ti/lookup?value=, /_ti/health, /_ti/metrics");
+
+        let sweeper = tokio::spawn({
+            let sink = sink.clone();
+            let interval = Duration::from_secs(config.sweep_interval_seconds);
+            async move {
+                let mut ticks = tokio::time::interval(interval);
+                loop {
+                    ticks.tick().await;
+                    match sink.sweep().await {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::info!(removed, "expired indicators removed"),
+                        Err(error) => tracing::error!(%error, "expiry sweep failed"),
+                    }
+                }
+            }
+        });
+
+        wait_for_stop_signal().await;
+        tracing::info!("stopping: finishing requests in flight");
+        server.shutdown(Duration::from_secs(30)).await;
+        sweeper.abort();
+        let _ = sweeper.await;
+        drop(sink);
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Arguments of `ti-anomali lookup`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LookupArgs {
+    /// An IP, domain, URL, e-mail address or hash.
+    value: String,
+    /// The configuration `serve` runs with (for the data folder, or its listener and key).
+    #[arg(long, short, env = "TI_ANOMALI_CONFIG")]
+    config: Option<PathBuf>,
+    /// The data folder (default: ./data).
+    #[arg(long, env = "TI_ANOMALI_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// HMAC key of the running service, when asking it over HTTP.
+    #[arg(long, env = "TI_ANOMALI_HMAC_KEY", hide_env_values = true)]
+    hmac_key: Option<String>,
+}
+
+/// Prints the live documents matching a value as a JSON list: from the store file when no
+/// service holds it, else from the running service's `/_ti/lookup`.
+pub(crate) fn lookup(args: LookupArgs) -> anyhow::Result<serde_json::Value> {
+    let mut config = load_config(args.config.as_deref())?;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(key) = args.hmac_key {
+        config.webhook.hmac.key = Some(key);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        if !config.data_dir.join("latest.redb").exists() {
+            bail!(
+                "no store in {} (has `ti-anomali serve` run there?)",
+                config.data_dir.display()
+            );
+        }
+        match EmbeddedStore::open(&config.data_dir, EmbeddedOptions::default()) {
+            Ok(store) => {
+                let found = store.find(&args.value, chrono::Utc::now()).await?;
+                Ok(serde_json::Value::Array(
+                    found.into_iter().map(|live| live.document).collect(),
+                ))
+            }
+            // The running service holds the file: ask it.
+            Err(_) => lookup_over_http(&config.webhook, &args.value).await,
+        }
+    })
+}
+
+async fn lookup_over_http(
+    webhook: &WebhookConfig,
+    value: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let host = if webhook.listen_address == "0.0.0.0" || webhook.listen_address == "::" {
+        "localhost".to_owned()
+    } else {
+        webhook.listen_address.clone()
+    };
+    let scheme = if webhook.ssl.enabled { "https" } else { "http" };
+    let mut request = reqwest::Client::new()
+        .get(format!(
+            "{scheme}://{host}:{}/_ti/lookup",
+            webhook.listen_port
+        ))
+        .query(&[("value", value)]);
+    if let Some(key) = &webhook.hmac.key {
+        let signature = format!(
+            "{}{}",
+            webhook.hmac.prefix,
+            sign_sha256_hex(key.as_bytes(), b"")
+        );
+        request = request.header(webhook.hmac.header.as_str(), signature);
+    }
+    if let (Some(header), Some(secret)) = (&webhook.secret.header, &webhook.secret.value) {
+        request = request.header(header.as_str(), secret.as_str());
+    }
+    if webhook.basic_auth {
+        request = request.basic_auth(
+            webhook.username.clone().unwrap_or_default(),
+            webhook.password.clone(),
+        );
+    }
+    let response = request
+        .send()
+        .await
+        .context("the store is in use, and its service does not answer")?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .context("the service's answer was cut")?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&bytes).context("the service's answer is not JSON")?;
+    if !status.is_success() {
+        bail!("the service answered {status}: {body}");
+    }
+    Ok(body)
+}
