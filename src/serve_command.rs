@@ -59,9 +59,45 @@ pub(crate) struct ServeArgs {
     /// Port to listen on (default: 8181).
     #[arg(long, env = "TI_ANOMALI_LISTEN_PORT")]
     listen_port: Option<u16>,
+    /// The path indicators are posted to (default: /).
+    #[arg(long, env = "TI_ANOMALI_URL")]
+    url: Option<String>,
+    /// The Content-Type required; empty disables the check (default: application/x-ndjson).
+    #[arg(long, env = "TI_ANOMALI_CONTENT_TYPE")]
+    content_type: Option<String>,
     /// HMAC key for the X-Filebeat-Signature header (sha256).
     #[arg(long, env = "TI_ANOMALI_HMAC_KEY", hide_env_values = true)]
     hmac_key: Option<String>,
+    /// Header carrying a shared secret (with --secret-value).
+    #[arg(long, env = "TI_ANOMALI_SECRET_HEADER")]
+    secret_header: Option<String>,
+    /// The shared secret's value.
+    #[arg(long, env = "TI_ANOMALI_SECRET_VALUE", hide_env_values = true)]
+    secret_value: Option<String>,
+    /// Basic auth user name (with --basic-auth-password).
+    #[arg(long, env = "TI_ANOMALI_BASIC_AUTH_USERNAME")]
+    basic_auth_username: Option<String>,
+    /// Basic auth password.
+    #[arg(long, env = "TI_ANOMALI_BASIC_AUTH_PASSWORD", hide_env_values = true)]
+    basic_auth_password: Option<String>,
+    /// PEM certificate chain: serve HTTPS (with --ssl-key).
+    #[arg(long, value_name = "FILE")]
+    ssl_certificate: Option<PathBuf>,
+    /// PEM private key for --ssl-certificate.
+    #[arg(long, value_name = "FILE")]
+    ssl_key: Option<PathBuf>,
+    /// PEM CA file to verify client certificates against (repeatable).
+    #[arg(long, value_name = "FILE")]
+    ssl_certificate_authorities: Vec<PathBuf>,
+    /// none, optional or required.
+    #[arg(long)]
+    ssl_client_authentication: Option<String>,
+    /// Largest accepted body, decompressed (default: 64 MiB).
+    #[arg(long)]
+    max_body_bytes: Option<u64>,
+    /// Tags for every document, replacing the defaults (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
     /// Fail-safe expiry for indicators without deleted_at (default: 90d).
     #[arg(long)]
     ioc_expiration_duration: Option<String>,
@@ -97,8 +133,40 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(port) = args.listen_port {
         webhook.listen_port = port;
     }
+    if let Some(url) = args.url {
+        webhook.url = url;
+    }
+    if let Some(content_type) = args.content_type {
+        webhook.content_type = content_type;
+    }
     if let Some(key) = args.hmac_key {
         webhook.hmac.key = Some(key);
+    }
+    if args.secret_header.is_some() || args.secret_value.is_some() {
+        webhook.secret.header = args.secret_header;
+        webhook.secret.value = args.secret_value;
+    }
+    if args.basic_auth_username.is_some() || args.basic_auth_password.is_some() {
+        webhook.basic_auth = true;
+        webhook.username = args.basic_auth_username;
+        webhook.password = args.basic_auth_password;
+    }
+    if args.ssl_certificate.is_some() || args.ssl_key.is_some() {
+        webhook.ssl.enabled = true;
+        webhook.ssl.certificate = args.ssl_certificate;
+        webhook.ssl.key = args.ssl_key;
+    }
+    if !args.ssl_certificate_authorities.is_empty() {
+        webhook.ssl.certificate_authorities = args.ssl_certificate_authorities;
+    }
+    if let Some(mode) = args.ssl_client_authentication {
+        webhook.ssl.client_authentication = Some(mode);
+    }
+    if let Some(limit) = args.max_body_bytes {
+        webhook.max_body_bytes = limit;
+    }
+    if !args.tags.is_empty() {
+        webhook.tags = args.tags;
     }
     if let Some(duration) = args.ioc_expiration_duration {
         webhook.ioc_expiration_duration = duration;

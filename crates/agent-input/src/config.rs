@@ -349,7 +349,7 @@ impl WebhookConfig {
                 "listen_address",
                 format!(
                     "{ip} is reachable from other hosts and no authentication is configured \
-                     (hmac.key, secret, basic_auth or required client certificates); set insecure: true to allow it"
+                     (hmac.key, secret, basic_auth or required client certificates); set insecure: true (or --insecure) to allow it"
                 ),
             ));
         }

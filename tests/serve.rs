@@ -1,0 +1,299 @@
+//! `ti-anomali serve` as a user runs it: the real binary on a loopback port, a real HTTP client,
+//! the store on disk. Includes the crash test: `kill -9` in the middle of pushes, five times,
+//! and every indicator that was answered 200 must be live after the restart.
+
+#![allow(clippy::unwrap_used, reason = "test helpers: a panic is a failed test")]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anomali_agent_input::sign_sha256_hex;
+use anomali_latest_store::{EmbeddedOptions, EmbeddedStore, IndicatorKey, LatestStore};
+use serde_json::Value;
+
+const KEY: &str = "serve-test-key-0123456789";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Service {
+    child: Child,
+    port: u16,
+}
+
+impl Service {
+    fn start(data_dir: &Path, port: u16, extra_yaml: &str) -> Self {
+        let config = data_dir.with_extension("yml");
+        std::fs::write(
+            &config,
+            format!("data_dir: {}\nwebhook:\n  listen_address: 127.0.0.1\n  listen_port: {port}\n  hmac:\n    key: {KEY}\n{extra_yaml}", data_dir.display()),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let service = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return service;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("serve did not listen on {port} within 20 s");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exits 0 on SIGTERM: {status}");
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
+    }
+}
+
+fn push(client: &reqwest::blocking::Client, url: &str, body: &[u8]) -> reqwest::StatusCode {
+    let signature = format!("sha256={}", sign_sha256_hex(KEY.as_bytes(), body));
+    client
+        .post(url)
+        .header("content-type", "application/x-ndjson")
+        .header("X-Filebeat-Signature", signature)
+        .body(body.to_vec())
+        .send()
+        .map(|r| r.status())
+        .unwrap_or(reqwest::StatusCode::SERVICE_UNAVAILABLE)
+}
+
+fn get_json(client: &reqwest::blocking::Client, url: &str) -> (reqwest::StatusCode, Value) {
+    let signature = format!("sha256={}", sign_sha256_hex(KEY.as_bytes(), b""));
+    let response = client
+        .get(url)
+        .header("X-Filebeat-Signature", signature)
+        .send()
+        .unwrap();
+    let status = response.status();
+    (
+        status,
+        serde_json::from_slice(&response.bytes().unwrap()).unwrap_or(Value::Null),
+    )
+}
+
+fn shared_dir() -> PathBuf {
+    std::env::var_os("TI_ANOMALI_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+fn blocking_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_extension_sample_log_with_and_without_the_expiry_rule() {
+    let log =
+        std::fs::read(shared_dir().join("conformance/ti_anomali/test-threatstream-ndjson.log"))
+            .expect("../shared must sit beside the repository");
+    let client = blocking_client();
+
+    // The integration's default, 90d from added_at: the 2020 data is expired on arrival.
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(&dir.path().join("default"), free_port(), "");
+    assert_eq!(
+        push(&client, &service.url("/"), &log),
+        reqwest::StatusCode::OK
+    );
+    let (_, health) = get_json(&client, &service.url("/_ti/health"));
+    assert_eq!(health["live_indicators"], 0, "{health}");
+    let (_, metrics) = (
+        0,
+        client
+            .get(service.url("/_ti/metrics"))
+            .header(
+                "X-Filebeat-Signature",
+                format!("sha256={}", sign_sha256_hex(KEY.as_bytes(), b"")),
+            )
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
+    assert!(
+        metrics.contains("ti_indicators_mapped_total 100\n"),
+        "{metrics}"
+    );
+    service.stop();
+
+    // The expiry rule disabled: 97 live, and the 3 carrying deleted_at are not.
+    let service = Service::start(
+        &dir.path().join("no-expiry"),
+        free_port(),
+        "  ioc_expiration_duration: \"\"\n",
+    );
+    assert_eq!(
+        push(&client, &service.url("/"), &log),
+        reqwest::StatusCode::OK
+    );
+    let (_, health) = get_json(&client, &service.url("/_ti/health"));
+    assert_eq!(health["live_indicators"], 97, "{health}");
+    let (status, found) = get_json(&client, &service.url("/_ti/lookup?value=89.160.20.156"));
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert!(!found.as_array().unwrap().is_empty(), "{found}");
+    assert_eq!(found[0]["labels"]["is_ioc_transform_source"], "false");
+    let (status, none) = get_json(&client, &service.url("/_ti/lookup?value=192.168.113.116"));
+    assert_eq!(
+        (status, none),
+        (reqwest::StatusCode::OK, serde_json::json!([])),
+        "deleted indicator"
+    );
+    let unsigned = client
+        .get(service.url("/_ti/lookup?value=89.160.20.156"))
+        .send()
+        .unwrap();
+    assert_eq!(unsigned.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // `lookup` on the command line asks the running service, which holds the store file.
+    let config = dir.path().join("no-expiry.yml");
+    let output = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+        .args(["lookup", "89.160.20.156", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed, found);
+    service.stop();
+
+    // Restart keeps everything; lookup then reads the file itself.
+    let service = Service::start(
+        &dir.path().join("no-expiry"),
+        free_port(),
+        "  ioc_expiration_duration: \"\"\n",
+    );
+    let (_, health) = get_json(&client, &service.url("/_ti/health"));
+    assert_eq!(health["live_indicators"], 97, "{health}");
+    service.stop();
+    let output = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+        .args(["lookup", "89.160.20.156", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&output.stdout).unwrap(),
+        found
+    );
+}
+
+/// Indicators with unique ids and IPs, added now, so nothing expires during the test.
+fn batch(round: usize, number: usize, size: usize) -> (Vec<String>, Vec<u8>) {
+    let mut ids = Vec::new();
+    let mut body = String::new();
+    for index in 0..size {
+        let id = format!("{round}{number:05}{index:04}");
+        body.push_str(&format!(
+            "{{\"id\":{id},\"update_id\":1,\"itype\":\"mal_ip\",\"srcip\":\"10.{}.{}.{}\",\"added_at\":\"2026-12-01T00:00:00\"}}\n",
+            round, number % 256, index % 256
+        ));
+        ids.push(id);
+    }
+    (ids, body.into_bytes())
+}
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_indicator() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("crash");
+    let client = blocking_client();
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut refused = 0;
+    for round in 1..=5 {
+        let service = Service::start(&data, free_port(), "  ioc_expiration_duration: 3650d\n");
+        let url = service.url("/");
+        // Push from a thread while the main thread kills the service after a while.
+        let pusher = std::thread::spawn(move || {
+            let client = blocking_client();
+            let mut acked = Vec::new();
+            let mut refused = 0;
+            for number in 0..100_000 {
+                let (ids, body) = batch(round, number, 50);
+                match push(&client, &url, &body) {
+                    reqwest::StatusCode::OK => acked.extend(ids),
+                    _ => {
+                        refused += 1;
+                        if refused > 3 {
+                            break;
+                        }
+                    }
+                }
+            }
+            (acked, refused)
+        });
+        std::thread::sleep(Duration::from_millis(400 + 150 * round as u64));
+        service.kill_9();
+        let (acked, round_refused) = pusher.join().unwrap();
+        assert!(
+            !acked.is_empty(),
+            "round {round}: some pushes were answered before the kill"
+        );
+        acknowledged.extend(acked);
+        refused += round_refused;
+    }
+    // Every indicator answered 200 is live after the restarts.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let missing = runtime.block_on(async {
+        let store = EmbeddedStore::open(&data, EmbeddedOptions::default()).unwrap();
+        let now = "2026-12-02T00:00:00Z".parse().unwrap();
+        let mut missing = 0;
+        for id in &acknowledged {
+            let key = IndicatorKey {
+                dataset: "ti_anomali.threatstream".into(),
+                id: id.clone(),
+            };
+            if store.get(&key, now).await.unwrap().is_none() {
+                missing += 1;
+            }
+        }
+        missing
+    });
+    let _ = client;
+    eprintln!(
+        "kill -9 x5: {} indicators acknowledged, {missing} missing, {refused} pushes refused around the kills",
+        acknowledged.len()
+    );
+    assert_eq!(missing, 0, "indicators answered 200 but lost");
+}
