@@ -18,7 +18,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant, reason = "parsed once at startup; its size does not matter")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at startup; its size does not matter"
+)]
 enum Command {
     /// Map indicators (NDJSON, a JSON array or concatenated objects) to ECS documents as NDJSON.
     Map(map_command::MapArgs),

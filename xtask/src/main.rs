@@ -40,24 +40,36 @@ fn main() -> anyhow::Result<()> {
 const USAGE: &str =
     "usage: cargo xtask <ci | conformance | bench [criterion args] | load [--seconds N]>";
 
-/// The webhook load test (loopback only, bounded in time and requests): see
-/// `benches/src/bin/webhook-load.rs`.
+/// The load tests (loopback only, bounded in time and requests): the webhook alone, the webhook
+/// into the embedded store with durable commits (as `serve` runs), and the store at 1,000,000
+/// live indicators. See `benches/src/bin/webhook-load.rs` and `store-load.rs`.
 fn load(args: &[String]) -> anyhow::Result<()> {
     let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
-    run_command(
-        Command::new("cargo")
-            .args([
-                "run",
-                "--release",
-                "-q",
-                "-p",
-                "benches",
-                "--bin",
-                "webhook-load",
-                "--",
-            ])
-            .args(args),
-    )
+    let cargo_run = |binary: &str| {
+        let mut command = Command::new("cargo");
+        command.args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "benches",
+            "--bin",
+            binary,
+            "--",
+        ]);
+        command
+    };
+    run_command(cargo_run("webhook-load").args(args))?;
+    let store_dir = std::env::temp_dir().join(format!("ti-anomali-load-{}", std::process::id()));
+    let result = run_command(
+        cargo_run("webhook-load")
+            .args(args)
+            .arg("--store")
+            .arg(&store_dir),
+    );
+    let _ = std::fs::remove_dir_all(&store_dir);
+    result?;
+    run_command(&mut cargo_run("store-load"))
 }
 
 fn ci(root: &Path) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! `cargo xtask load`: a bounded load test of the webhook on loopback.
 //!
-//! Starts the webhook in this process (HMAC on, a sink that discards, loopback only), then for
+//! Starts the webhook in this process (HMAC on, loopback only; a sink that discards, or with
+//! `--store DIR` the embedded latest store with durable commits, as `serve` runs it), then for
 //! batch sizes 1, 100 and 1000 sends signed NDJSON batches from several keep-alive connections
 //! for a fixed time (and at most a fixed number of requests), and prints requests/s,
 //! indicators/s and p50/p99 latency. Client and server share this machine's cores: the figures
@@ -14,8 +15,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anomali_agent_input::{DiscardSink, WebhookConfig, WebhookServer, sign_sha256_hex};
+use anomali_agent_input::{
+    DiscardSink, IndicatorSink, StoreSink, WebhookConfig, WebhookServer, sign_sha256_hex,
+};
+use anomali_latest_store::{EmbeddedOptions, EmbeddedStore};
 use anomali_mapping::MappingSettings;
+use anomali_model::EcsDocument;
 use benches::generate_indicators;
 
 const KEY: &str = "load-test-key-0123456789";
@@ -29,6 +34,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5)
         .clamp(1, 60);
+    let store_dir = std::env::args().skip_while(|a| a != "--store").nth(1);
+    match store_dir {
+        None => run(seconds, DiscardSink, "a sink that discards"),
+        Some(dir) => {
+            let store =
+                EmbeddedStore::open(std::path::Path::new(&dir), EmbeddedOptions::default())?;
+            run(
+                seconds,
+                StoreSink::new(store, EcsDocument::THREATSTREAM_DATASET),
+                "the embedded store, durable commits",
+            )
+        }
+    }
+}
+
+fn run<S: IndicatorSink>(
+    seconds: u64,
+    sink: S,
+    sink_name: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -38,21 +63,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
 
+    // The generated indicators were added in 2020: without the expiry rule they stay live, so
+    // the store really inserts and replaces them (a repeated batch replaces its own indicators).
     let yaml = format!(
-        "listen_address: 127.0.0.1\nlisten_port: 0\nhmac:\n  key: {KEY}\nmax_in_flight_bytes: 1073741824\n"
+        "listen_address: 127.0.0.1\nlisten_port: 0\nhmac:\n  key: {KEY}\nmax_in_flight_bytes: 1073741824\nioc_expiration_duration: \"\"\n"
     );
     let config = WebhookConfig::from_yaml(&yaml)?.validate()?;
     let server = server_runtime.block_on(WebhookServer::start(
         config,
         MappingSettings::default(),
-        DiscardSink,
+        sink,
     ))?;
     let url = format!("http://{}/", server.local_addr());
     let cores = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1);
     println!(
-        "webhook load: {CONNECTIONS} keep-alive connections, {seconds} s per batch size, loopback, client and server in one process on {cores} cores"
+        "webhook load into {sink_name}: {CONNECTIONS} keep-alive connections, {seconds} s per batch size, loopback, client and server in one process on {cores} cores"
     );
 
     for batch in [1usize, 100, 1000] {

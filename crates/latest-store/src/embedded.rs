@@ -30,8 +30,9 @@ const ARRIVAL: &str = "arrival";
 
 /// Most batches one commit takes: bounds the latency a group adds.
 const MAX_GROUP: usize = 256;
-/// Most expired documents one sweep transaction removes.
-const SWEEP_CHUNK: usize = 10_000;
+/// Most expired documents one sweep job removes: a big wave of expiries is removed in several
+/// commits, with the webhook's batches committing in between, so pushes never wait long.
+const SWEEP_CHUNK: usize = 2_000;
 
 /// Settings of the embedded store.
 #[derive(Debug, Clone)]
@@ -231,7 +232,14 @@ impl LatestStore for EmbeddedStore {
     }
 
     async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.submit(|reply| Job::Sweep { now, reply }).await
+        let mut removed = 0;
+        loop {
+            let chunk = self.submit(|reply| Job::Sweep { now, reply }).await?;
+            removed += chunk;
+            if chunk < SWEEP_CHUNK as u64 {
+                return Ok(removed);
+            }
+        }
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
@@ -422,24 +430,21 @@ impl Tables<'_> {
         Ok(())
     }
 
+    /// Removes up to [`SWEEP_CHUNK`] documents expired at `now`.
     fn sweep(&mut self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let due: Vec<String> = self
+            .expiry
+            .range(..=(now.timestamp_millis(), "\u{10ffff}"))?
+            .take(SWEEP_CHUNK)
+            .map(|entry| entry.map(|(key, _)| key.value().1.to_owned()))
+            .collect::<Result<_, _>>()?;
         let mut removed = 0;
-        loop {
-            let due: Vec<String> = self
-                .expiry
-                .range(..=(now.timestamp_millis(), "\u{10ffff}"))?
-                .take(SWEEP_CHUNK)
-                .map(|entry| entry.map(|(key, _)| key.value().1.to_owned()))
-                .collect::<Result<_, _>>()?;
-            if due.is_empty() {
-                return Ok(removed);
-            }
-            for encoded in &due {
-                if self.remove(encoded)? {
-                    removed += 1;
-                }
+        for encoded in &due {
+            if self.remove(encoded)? {
+                removed += 1;
             }
         }
+        Ok(removed)
     }
 }
 

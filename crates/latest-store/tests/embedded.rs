@@ -39,3 +39,27 @@ async fn restart_keeps_live_documents_and_the_source_archive() {
     let line: serde_json::Value = serde_json::from_str(source.trim_end()).unwrap();
     assert_eq!(line["labels"]["is_ioc_transform_source"], "true");
 }
+
+#[tokio::test]
+async fn a_wave_of_expiries_larger_than_one_sweep_chunk_is_removed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    let now: chrono::DateTime<chrono::Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+    let expires = anomali_model::Timestamp::parse_normalised("2026-12-01T00:01:00.000Z");
+    let documents: Vec<_> = (0..5_000)
+        .map(|i| {
+            let mut document = anomali_model::EcsDocument::default();
+            document.anomali.threatstream.id = Some(i.to_string());
+            document.anomali.threatstream.deleted_at = if i % 5 == 0 { None } else { expires };
+            document
+        })
+        .collect();
+    store
+        .apply("ti_anomali.threatstream", documents, now)
+        .await
+        .unwrap();
+    assert_eq!(store.count().await.unwrap(), 5_000);
+    let later = now + chrono::TimeDelta::minutes(2);
+    assert_eq!(store.sweep_expired(later).await.unwrap(), 4_000);
+    assert_eq!(store.count().await.unwrap(), 1_000);
+}
