@@ -120,14 +120,7 @@ async fn answer<S: IndicatorSink, A: ReadApi>(
             "only POST requests are allowed",
         );
     }
-    if let Some((user, password)) = &config.basic_auth
-        && let Err(message) = check_basic_auth(&parts.headers, user, password)
-    {
-        return Answer::error(StatusCode::UNAUTHORIZED, message);
-    }
-    if let Some((header, value)) = &config.secret
-        && let Err(message) = check_secret(&parts.headers, header, value)
-    {
+    if let Err(message) = check_header_auth(config, &parts.headers) {
         return Answer::error(StatusCode::UNAUTHORIZED, message);
     }
     if let Some(expected) = &config.content_type {
@@ -293,14 +286,7 @@ async fn read_api<S: IndicatorSink, A: ReadApi>(
         };
     }
     let config = &shared.config;
-    if let Some((user, password)) = &config.basic_auth
-        && let Err(message) = check_basic_auth(&parts.headers, user, password)
-    {
-        return Answer::error(StatusCode::UNAUTHORIZED, message);
-    }
-    if let Some((header, value)) = &config.secret
-        && let Err(message) = check_secret(&parts.headers, header, value)
-    {
+    if let Err(message) = check_header_auth(config, &parts.headers) {
         return Answer::error(StatusCode::UNAUTHORIZED, message);
     }
     if let Some((key, algorithm, header, prefix)) = &config.hmac
@@ -364,6 +350,20 @@ fn percent_decode(text: &str) -> String {
         index += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Basic auth and the secret header, when configured (HMAC needs the body: checked later).
+fn check_header_auth(
+    config: &ValidatedConfig,
+    headers: &http::HeaderMap,
+) -> Result<(), &'static str> {
+    if let Some((user, password)) = &config.basic_auth {
+        check_basic_auth(headers, user, password)?;
+    }
+    if let Some((header, value)) = &config.secret {
+        check_secret(headers, header, value)?;
+    }
+    Ok(())
 }
 
 fn body_error(error: BodyError, retry_after: u32) -> Answer {
