@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 mod map_command;
 mod serve_command;
 
-/// Anomali ThreatStream indicators to ECS documents, like Elastic's ti_anomali integration.
+/// Anomali ThreatStream indicators: a webhook like Elastic's ti_anomali integration, ECS
+/// mapping, and a live latest store with lookups.
 #[derive(Debug, Parser)]
 #[command(name = "ti-anomali", version, about)]
 struct Cli {

@@ -190,7 +190,8 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let options = EmbeddedOptions { source_retention_days: config.source_retention_days };
-        let store = EmbeddedStore::open(&config.data_dir, options)
+        let store = open_store_waiting(&config.data_dir, options)
+            .await
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         tracing::info!(data_dir = %config.data_dir.display(), live = store.count().await?, "store open");
         let sink = Arc::new(StoreSink::new(store, EcsDocument::THREATSTREAM_DATASET));
@@ -215,13 +216,31 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
         wait_for_stop_signal().await;
         tracing::info!("stopping: finishing requests in flight");
-        server.shutdown(Duration::from_secs(30)).await;
+        // Within the 10 s that container runtimes give by default before SIGKILL.
+        server.shutdown(Duration::from_secs(8)).await;
         sweeper.abort();
         let _ = sweeper.await;
         drop(sink);
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Opens the store; while another process (a `lookup`) holds the file, retries for 5 s.
+async fn open_store_waiting(dir: &Path, options: EmbeddedOptions) -> anyhow::Result<EmbeddedStore> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match EmbeddedStore::open(dir, options.clone()) {
+            Ok(store) => return Ok(store),
+            Err(error)
+                if tokio::time::Instant::now() < deadline
+                    && error.to_string().contains("already open") =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 async fn wait_for_stop_signal() {
@@ -286,8 +305,14 @@ pub(crate) fn lookup(args: LookupArgs) -> anyhow::Result<serde_json::Value> {
                     found.into_iter().map(|live| live.document).collect(),
                 ))
             }
-            // The running service holds the file: ask it.
-            Err(_) => lookup_over_http(&config.webhook, &args.value).await,
+            // The running service holds the file: ask it, but only the service this
+            // configuration describes (a default address could be another service's store).
+            Err(_) if args.config.is_some() => lookup_over_http(&config.webhook, &args.value).await,
+            Err(error) => bail!(
+                "the store in {} is in use ({error}); to ask the service that holds it, \
+                 give its configuration with --config",
+                config.data_dir.display()
+            ),
         }
     })
 }
@@ -296,10 +321,11 @@ async fn lookup_over_http(
     webhook: &WebhookConfig,
     value: &str,
 ) -> anyhow::Result<serde_json::Value> {
-    let host = if webhook.listen_address == "0.0.0.0" || webhook.listen_address == "::" {
-        "localhost".to_owned()
-    } else {
-        webhook.listen_address.clone()
+    let host = match webhook.listen_address.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => "localhost".to_owned(),
+        // An IPv6 literal goes in brackets in a URL.
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        _ => webhook.listen_address.clone(),
     };
     let scheme = if webhook.ssl.enabled { "https" } else { "http" };
     let mut request = reqwest::Client::new()

@@ -19,6 +19,8 @@ pub(crate) enum BodyError {
     Busy,
     /// The connection failed while reading (400).
     Read(String),
+    /// The client stopped sending the body (408).
+    Stalled,
     /// Not valid gzip (400).
     BadGzip(String),
 }
@@ -45,6 +47,7 @@ impl Reservation {
 /// Reads the whole body, refusing more than `limit` bytes.
 pub(crate) async fn read_body(
     mut body: Incoming,
+    idle_timeout: Duration,
     declared_length: Option<u64>,
     limit: u64,
     budget: &Arc<Semaphore>,
@@ -54,7 +57,11 @@ pub(crate) async fn read_body(
         return Err(BodyError::TooLarge(limit));
     }
     let mut collected = BytesMut::new();
-    while let Some(frame) = body.frame().await {
+    // A client that stops sending must not hold its share of the in-flight budget forever.
+    while let Some(frame) = tokio::time::timeout(idle_timeout, body.frame())
+        .await
+        .map_err(|_| BodyError::Stalled)?
+    {
         let frame = frame.map_err(|error| BodyError::Read(error.to_string()))?;
         let Ok(chunk) = frame.into_data() else {
             continue;
@@ -98,13 +105,10 @@ pub(crate) fn gunzip(
 /// `1.5s`, `500ms`. Negative or unitless values are refused.
 pub(crate) fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let fail = || format!("invalid duration {text:?}: expected a value such as 30s, 1m or 1h30m");
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if text.is_empty() || text.starts_with('-') {
+    if text.is_empty() || text.starts_with(['-', '+']) {
         return Err(fail());
     }
-    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    let mut rest = text;
     let mut total = 0f64;
     while !rest.is_empty() {
         let number_end = rest
@@ -133,6 +137,10 @@ pub(crate) fn parse_go_duration(text: &str) -> Result<Duration, String> {
     if !total.is_finite() || total > 86_400.0 * 365.0 {
         return Err(fail());
     }
+    // Shorter than a commit can ever take: it would only turn some successes into 504s.
+    if total < 0.001 {
+        return Err(format!("invalid duration {text:?}: must be at least 1ms"));
+    }
     Ok(Duration::from_secs_f64(total))
 }
 
@@ -148,8 +156,12 @@ mod tests {
         assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_go_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_go_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
         for bad in [
+            "0",
+            "0s",
+            "1ns",
+            "+",
+            "+1s",
             "",
             "-1s",
             "10",

@@ -42,6 +42,9 @@ pub struct WebhookConfig {
     pub max_in_flight_bytes: u64,
     /// Seconds announced in `Retry-After` on 503. By default, 10.
     pub retry_after: u32,
+    /// Seconds a client may take to send a request's headers, or pause while sending its body;
+    /// also the idle time allowed between requests on a keep-alive connection. By default, 30.
+    pub read_timeout: u64,
     /// Tags for every document. By default, `forwarded` and `anomali-threatstream`.
     pub tags: Vec<String>,
     /// Keep each raw indicator in `event.original`. By default, off.
@@ -68,6 +71,7 @@ impl Default for WebhookConfig {
             max_body_bytes: 64 * 1024 * 1024,
             max_in_flight_bytes: 256 * 1024 * 1024,
             retry_after: 10,
+            read_timeout: 30,
             tags: vec!["forwarded".to_owned(), "anomali-threatstream".to_owned()],
             preserve_original_event: false,
             ioc_expiration_duration: "90d".to_owned(),
@@ -171,6 +175,8 @@ pub struct ValidatedConfig {
     pub max_in_flight_bytes: u64,
     /// `Retry-After` seconds.
     pub retry_after: u32,
+    /// Header read, body pause and keep-alive idle timeout.
+    pub read_timeout: Duration,
     /// Tags.
     pub tags: Vec<String>,
     /// `preserve_original_event`.
@@ -321,6 +327,9 @@ impl WebhookConfig {
             None
         };
 
+        if !(1..=3600).contains(&self.read_timeout) {
+            return Err(invalid("read_timeout", "must be 1 to 3600 seconds".into()));
+        }
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be at least 1".into()));
         }
@@ -365,6 +374,7 @@ impl WebhookConfig {
             max_body_bytes: self.max_body_bytes,
             max_in_flight_bytes: self.max_in_flight_bytes,
             retry_after: self.retry_after,
+            read_timeout: Duration::from_secs(self.read_timeout),
             tags: self.tags.clone(),
             preserve_original_event: self.preserve_original_event,
             ioc_expiration,

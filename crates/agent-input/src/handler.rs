@@ -176,6 +176,7 @@ async fn answer<S: IndicatorSink, A: ReadApi>(
     let mut reservation = Reservation::default();
     let raw = match read_body(
         body,
+        config.read_timeout,
         declared_length,
         config.max_body_bytes,
         &shared.budget,
@@ -217,7 +218,7 @@ async fn answer<S: IndicatorSink, A: ReadApi>(
             Err(error) => {
                 return Answer::error(
                     StatusCode::BAD_REQUEST,
-                    format!("malformed JSON: {error}; nothing was accepted"),
+                    format!("{error}; nothing was accepted"),
                 );
             }
         }
@@ -273,7 +274,11 @@ async fn read_api<S: IndicatorSink, A: ReadApi>(
     parts: &http::request::Parts,
     path: &str,
 ) -> Answer {
-    if parts.method != Method::GET {
+    if !matches!(path, "/_ti/health" | "/_ti/metrics" | "/_ti/lookup") {
+        return Answer::error(StatusCode::NOT_FOUND, "not found");
+    }
+    // HEAD too: some health probes use it (hyper drops the body of a HEAD answer).
+    if parts.method != Method::GET && parts.method != Method::HEAD {
         return Answer::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "only GET requests are allowed here",
@@ -379,6 +384,10 @@ fn body_error(error: BodyError, retry_after: u32) -> Answer {
                 "too much data in flight; retry later",
             )
         },
+        BodyError::Stalled => Answer::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the body stopped arriving (read_timeout); nothing was accepted",
+        ),
         BodyError::Read(reason) => Answer::error(
             StatusCode::BAD_REQUEST,
             format!("cannot read the body: {reason}"),
@@ -401,7 +410,7 @@ fn completion_timeout(query: Option<&str>) -> Result<Duration, String> {
     {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         if key == "wait_for_completion_timeout" {
-            wait = parse_go_duration(value)
+            wait = parse_go_duration(&percent_decode(value))
                 .map_err(|e| format!("wait_for_completion_timeout: {e}"))?;
         } else {
             unexpected.push(key.to_owned());

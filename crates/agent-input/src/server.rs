@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anomali_mapping::MappingSettings;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -23,6 +23,8 @@ use crate::tls;
 
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 pings: a peer that stops answering them is dropped.
+const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// A running webhook.
 #[derive(Debug)]
@@ -133,7 +135,18 @@ async fn accept_loop<S: IndicatorSink, A: ReadApi>(
     mut stopped: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new());
+    // Without these, a client that sends headers or nothing at all keeps a connection (and its
+    // file descriptor) forever: anyone who can reach the port could exhaust them.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(HTTP2_KEEP_ALIVE))
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -142,9 +155,10 @@ async fn accept_loop<S: IndicatorSink, A: ReadApi>(
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
-                // Out of file descriptors and the like: pause instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors and the like: pause instead of spinning, and log it
+                // once per pause rather than per attempt.
+                tracing::warn!(%error, "accept failed; pausing new connections for 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };

@@ -717,3 +717,41 @@ async fn the_elastic_extension_sample_log_is_accepted_whole() {
         "2020-10-13T12:22:11.000Z"
     );
 }
+
+/// A client that stalls (headers never finished, or a body that stops) is cut after
+/// `read_timeout` and releases its share of the in-flight budget.
+#[tokio::test]
+async fn stalled_clients_are_cut_after_the_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let running = start("read_timeout: 1\nmax_body_bytes: 1000\nmax_in_flight_bytes: 1000\n").await;
+    let address = running.server.local_addr();
+
+    // Headers never finished: the connection is closed.
+    let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
+    idle.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buffer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut buffer)).await;
+    assert!(closed.is_ok(), "the server closed the connection");
+
+    // A body that stops: 408, and the budget it held is free again.
+    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
+    stalled
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 900\r\n\r\n{\"id\":")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let (status, _) = post(&format!("{}/", running.base), ndjson(), &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the stalled request released the budget"
+    );
+}
