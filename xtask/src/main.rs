@@ -5,6 +5,8 @@
 //!   `ti-anomali map` and compares the result with the expected documents (must be 100/100).
 //! - `bench`: the criterion mapping benchmark, then indicators/s, MB/s and the ratio b/a.
 //! - `load`: the webhook under signed NDJSON batches of 1, 100 and 1000 indicators (loopback).
+//! - `e2e`: end-to-end tests against a real Elasticsearch (ES_URL, or one fetched from Maven
+//!   Central and started on loopback).
 //!
 //! See <https://github.com/matklad/cargo-xtask> for the pattern. Every command runs from the
 //! repository root and fails loudly when something it needs is missing.
@@ -22,6 +24,7 @@ use anyhow::{Context, bail};
 
 mod bench;
 mod conformance;
+mod e2e;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,13 +35,14 @@ fn main() -> anyhow::Result<()> {
         Some("conformance") => conformance::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
         Some("load") => load(&args[1..]),
+        Some("e2e") => e2e::run(&root),
         Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
         None => bail!("no command given\n{USAGE}"),
     }
 }
 
 const USAGE: &str =
-    "usage: cargo xtask <ci | conformance | bench [criterion args] | load [--seconds N]>";
+    "usage: cargo xtask <ci | conformance | e2e | bench [criterion args] | load [--seconds N]>";
 
 /// The load tests (loopback only, bounded in time and requests): the webhook alone, the webhook
 /// into the embedded store with durable commits (as `serve` runs), and the store at 1,000,000
