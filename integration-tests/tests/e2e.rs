@@ -107,3 +107,93 @@ fn ilm_and_constant_keyword_are_absent_so_the_sink_must_fall_back() {
     assert_eq!(status, 400, "{error}");
     assert!(error.to_string().contains("constant_keyword"), "{error}");
 }
+
+/// The templates the sink writes for a minimal cluster are accepted, and a real mapped document
+/// (with the fields a stored document carries) indexes into both the source data stream and the
+/// latest index with the intended field types.
+#[test]
+fn the_minimal_templates_hold_a_mapped_document() {
+    use anomali_mapping::{MappingSettings, Received, map_indicator};
+    use anomali_model::{DocumentRole, EcsDocument, records};
+    use anomali_sink_es::Capabilities;
+    use anomali_sink_es::templates::{
+        LATEST_ALIAS, LATEST_INDEX, latest_index, source_index_template,
+    };
+
+    let template = source_index_template(Capabilities::MINIMAL);
+    let (status, answer) = call(
+        reqwest::Method::PUT,
+        "/_index_template/logs-ti_anomali.threatstream",
+        Some(template),
+    );
+    assert_eq!(status, 200, "{answer}");
+    call(reqwest::Method::DELETE, &format!("/{LATEST_INDEX}"), None);
+    let (status, answer) = call(
+        reqwest::Method::PUT,
+        &format!("/{LATEST_INDEX}"),
+        Some(latest_index(Capabilities::MINIMAL)),
+    );
+    assert_eq!(status, 200, "{answer}");
+
+    let line = br#"{"id": 42, "update_id": 7, "itype": "phish_url", "url": "https://a.example:8443/x.php?q=1", "srcip": "203.0.113.7", "lat": 1.5, "lon": 2.5, "added_at": "2026-12-01T00:00:00", "confidence": 80, "detail": "a,b"}"#;
+    let record = records::split(line).next().unwrap().unwrap();
+    let received = Received {
+        at: "2026-12-01T00:00:00Z".parse().unwrap(),
+        original: Some(record.text),
+    };
+    let settings = MappingSettings {
+        preserve_original_event: true,
+        ..MappingSettings::integration_defaults()
+    };
+    let mapped = map_indicator(record.parse().unwrap(), &received, &settings);
+    for (role, index) in [
+        (DocumentRole::Source, "logs-ti_anomali.threatstream-default"),
+        (DocumentRole::Latest, LATEST_ALIAS),
+    ] {
+        let mut document: EcsDocument = mapped.clone();
+        document.stamp(EcsDocument::THREATSTREAM_DATASET, role);
+        let body: Value = serde_json::to_value(&document).unwrap();
+        let (status, answer) = call(
+            reqwest::Method::PUT,
+            &format!("/{index}/_create/ti_anomali.threatstream-42?refresh=true"),
+            Some(body),
+        );
+        assert_eq!(status, 201, "{index}: {answer}");
+    }
+    let (_, mapping) = call(
+        reqwest::Method::GET,
+        &format!("/{LATEST_INDEX}/_mapping"),
+        None,
+    );
+    let properties = &mapping[LATEST_INDEX]["mappings"]["properties"];
+    assert_eq!(
+        properties["threat"]["properties"]["indicator"]["properties"]["ip"]["type"],
+        "ip"
+    );
+    assert_eq!(
+        properties["threat"]["properties"]["indicator"]["properties"]["geo"]["properties"]["location"]
+            ["type"],
+        "geo_point"
+    );
+    assert_eq!(
+        properties["anomali"]["properties"]["threatstream"]["properties"]["deleted_at"]["type"],
+        "date"
+    );
+    let (_, found) = call(
+        reqwest::Method::POST,
+        &format!("/{LATEST_ALIAS}/_search"),
+        Some(json!({"query": {"term": {"threat.indicator.ip": "203.0.113.7"}}})),
+    );
+    assert_eq!(found["hits"]["total"]["value"], 1, "{found}");
+    call(
+        reqwest::Method::DELETE,
+        "/_data_stream/logs-ti_anomali.threatstream-default",
+        None,
+    );
+    call(
+        reqwest::Method::DELETE,
+        "/_index_template/logs-ti_anomali.threatstream",
+        None,
+    );
+    call(reqwest::Method::DELETE, &format!("/{LATEST_INDEX}"), None);
+}

@@ -1,6 +1,6 @@
-//! Elasticsearch sink: **not implemented yet** (issue "sink-es and `cargo xtask e2e`").
+//! Elasticsearch sink: **in progress** (issue "sink-es and `cargo xtask e2e`").
 //!
-//! Planned contract, so that other crates can be written against it:
+//! Contract:
 //! - Input: ECS documents from the mapping crate, each with its dataset and namespace.
 //! - Output: the source data stream `logs-ti_anomali.threatstream-<namespace>` (`create`), and the
 //!   latest index `logs-ti_anomali_latest.threatstream-2` behind the alias
@@ -9,4 +9,11 @@
 //! - Guarantees: at-least-once (acknowledged by Elasticsearch or kept in a local spool), per-item
 //!   bulk results classified into retried and dead-lettered, never silently dropped.
 //!
-//! Today this crate holds no code; nothing in the workspace depends on it yet.
+//! Done so far: the templates and the latest index's body with their field types
+//! ([`templates`]), downgraded for clusters that lack a field type or ILM ([`Capabilities`]).
+//! Not yet: the client, setup, bulk shipping, the spool, and the `LatestStore` backend.
+
+mod capabilities;
+pub mod templates;
+
+pub use capabilities::Capabilities;
