@@ -197,3 +197,32 @@ fn the_minimal_templates_hold_a_mapped_document() {
     );
     call(reqwest::Method::DELETE, &format!("/{LATEST_INDEX}"), None);
 }
+
+/// The Elasticsearch backend of the latest store passes the same behaviour suite as the embedded
+/// one: each check gets fresh indices on the real cluster, set up as the sink sets them up.
+mod es_latest_store {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use anomali_sink_es::{EsClient, EsLatestStore, IndexNames, detect_capabilities, ensure_setup};
+
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+    async fn fresh_store() -> EsLatestStore {
+        let number = NEXT.fetch_add(1, Ordering::SeqCst);
+        let run = std::process::id();
+        let client = EsClient::single_node(&super::es_url()).unwrap();
+        let capabilities = detect_capabilities(&client).await.unwrap();
+        let index = format!("ti-e2e-latest-{run}-{number}");
+        let alias = format!("{index}-alias");
+        ensure_setup(&client, capabilities, &index, &alias)
+            .await
+            .unwrap();
+        let names = IndexNames {
+            source: format!("logs-ti_anomali.threatstream-e2e{run}x{number}"),
+            latest_alias: alias,
+        };
+        EsLatestStore::new(client, names, true)
+    }
+
+    anomali_latest_store::latest_store_suite!(fresh_store);
+}

@@ -10,10 +10,20 @@
 //!   bulk results classified into retried and dead-lettered, never silently dropped.
 //!
 //! Done so far: the templates and the latest index's body with their field types
-//! ([`templates`]), downgraded for clusters that lack a field type or ILM ([`Capabilities`]).
-//! Not yet: the client, setup, bulk shipping, the spool, and the `LatestStore` backend.
+//! ([`templates`]), downgraded for clusters that lack a field type or ILM ([`Capabilities`]);
+//! capability detection and idempotent setup; the `LatestStore` backend ([`EsLatestStore`],
+//! passing the shared behaviour suite in the e2e tests). Not yet: batching, retries with
+//! backoff, the dead-letter file, the spool, the index upgrade path, `serve --es-url`.
 
 mod capabilities;
+mod client;
+mod error;
+mod latest;
+mod setup;
 pub mod templates;
 
 pub use capabilities::Capabilities;
+pub use client::{Answer, EsClient};
+pub use error::EsError;
+pub use latest::{EsLatestStore, IndexNames};
+pub use setup::{detect_capabilities, ensure_setup};

@@ -1,0 +1,327 @@
+//! [`EsLatestStore`]: the latest store in Elasticsearch. Source copies go to the data stream
+//! (`create`); the live copy is indexed under a deterministic `_id` (dataset and indicator id)
+//! with `version_type=external_gte` and the `update_id` as version, so Elasticsearch itself keeps
+//! the newer version and a late older one fails with 409 (counted, not an error); deleted and
+//! expired indicators are deleted the same way. Redelivery is idempotent.
+
+use anomali_latest_store::{
+    ApplyReport, DocumentFacts, IndicatorKey, LatestStore, LiveDocument, StoreError,
+    normalise_lookup_value,
+};
+use anomali_model::{DocumentRole, EcsDocument};
+use chrono::{DateTime, Utc};
+use elasticsearch::http::Method;
+use serde_json::{Value, json};
+
+use crate::client::EsClient;
+use crate::setup::status_error;
+
+/// Where the documents go.
+#[derive(Debug, Clone)]
+pub struct IndexNames {
+    /// The source data stream, such as `logs-ti_anomali.threatstream-default`.
+    pub source: String,
+    /// The alias of the latest index.
+    pub latest_alias: String,
+}
+
+/// The Elasticsearch backend of [`LatestStore`].
+#[derive(Debug, Clone)]
+pub struct EsLatestStore {
+    client: EsClient,
+    names: IndexNames,
+    /// `refresh` for writes: `wait_for` makes them visible to searches before returning.
+    refresh: &'static str,
+}
+
+fn store_error(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+fn document_id(key: &IndicatorKey) -> String {
+    format!("{}:{}", key.dataset, key.id)
+}
+
+impl EsLatestStore {
+    /// A store writing to `names` through `client`. `wait_for_refresh` makes every write visible
+    /// to searches before it returns (for tests and lookups right after a push).
+    pub fn new(client: EsClient, names: IndexNames, wait_for_refresh: bool) -> Self {
+        Self {
+            client,
+            names,
+            refresh: if wait_for_refresh {
+                "wait_for"
+            } else {
+                "false"
+            },
+        }
+    }
+
+    async fn search(&self, query: Value) -> Result<Vec<Value>, StoreError> {
+        let answer = self
+            .client
+            .json(
+                Method::Post,
+                &format!("/{}/_search", self.names.latest_alias),
+                Some(&query),
+            )
+            .await
+            .map_err(store_error)?;
+        if answer.status != 200 {
+            return Err(store_error(status_error(
+                "search",
+                answer.status,
+                &answer.body,
+            )));
+        }
+        Ok(answer.body["hits"]["hits"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn live_filter(now: DateTime<Utc>) -> Value {
+        json!({"bool": {"should": [
+            {"bool": {"must_not": {"exists": {"field": "anomali.threatstream.deleted_at"}}}},
+            {"range": {"anomali.threatstream.deleted_at": {"gt": now.to_rfc3339()}}}
+        ], "minimum_should_match": 1}})
+    }
+}
+
+fn live_document(hit: &Value) -> Option<LiveDocument> {
+    let (dataset, id) = hit["_id"].as_str()?.split_once(':')?;
+    Some(LiveDocument {
+        key: IndicatorKey {
+            dataset: dataset.to_owned(),
+            id: id.to_owned(),
+        },
+        document: hit["_source"].clone(),
+    })
+}
+
+impl LatestStore for EsLatestStore {
+    async fn apply(
+        &self,
+        dataset: &'static str,
+        documents: Vec<EcsDocument>,
+        now: DateTime<Utc>,
+    ) -> Result<ApplyReport, StoreError> {
+        let mut body = Vec::with_capacity(documents.len() * 2600);
+        // For each latest action: whether it was a delete.
+        let mut latest_actions = Vec::new();
+        let mut report = ApplyReport::default();
+        for document in documents {
+            let mut source = document.clone();
+            source.stamp(dataset, DocumentRole::Source);
+            body.extend_from_slice(
+                json!({"create": {"_index": self.names.source}})
+                    .to_string()
+                    .as_bytes(),
+            );
+            body.push(b'\n');
+            source.write_json(&mut body);
+            body.push(b'\n');
+
+            let facts = DocumentFacts::of(dataset, &document);
+            let Some(key) = facts.key.clone() else {
+                report.without_id += 1;
+                continue;
+            };
+            let mut action = json!({"_index": self.names.latest_alias, "_id": document_id(&key)});
+            if let Some(version) = facts.update_id {
+                action["version"] = json!(version);
+                action["version_type"] = json!("external_gte");
+            }
+            if facts.is_live_at(now) {
+                let mut latest = document;
+                latest.stamp(dataset, DocumentRole::Latest);
+                body.extend_from_slice(json!({"index": action}).to_string().as_bytes());
+                body.push(b'\n');
+                latest.write_json(&mut body);
+                body.push(b'\n');
+                latest_actions.push(false);
+            } else {
+                body.extend_from_slice(json!({"delete": action}).to_string().as_bytes());
+                body.push(b'\n');
+                latest_actions.push(true);
+            }
+        }
+        if body.is_empty() {
+            return Ok(report);
+        }
+        let answer = self
+            .client
+            .bulk(&format!("/_bulk?refresh={}", self.refresh), body)
+            .await
+            .map_err(store_error)?;
+        if answer.status != 200 {
+            return Err(store_error(status_error(
+                "bulk",
+                answer.status,
+                &answer.body,
+            )));
+        }
+        let items = answer.body["items"].as_array().cloned().unwrap_or_default();
+        let mut latest_index = 0;
+        for item in &items {
+            let (action, result) = match item.as_object().and_then(|o| o.iter().next()) {
+                Some((action, result)) => (action.as_str(), result),
+                None => continue,
+            };
+            let status = result["status"].as_u64().unwrap_or(0);
+            if action == "create" {
+                if !(200..300).contains(&status) {
+                    return Err(store_error(format!(
+                        "source document refused ({status}): {}",
+                        result["error"]
+                    )));
+                }
+                continue;
+            }
+            let was_delete = latest_actions.get(latest_index).copied().unwrap_or(false);
+            latest_index += 1;
+            match (was_delete, status) {
+                (_, 409) => report.ignored_older += 1,
+                (false, 201) => report.inserted += 1,
+                (false, 200) => report.replaced += 1,
+                (true, 200) => report.removed += 1,
+                (true, 404) => report.expired_on_arrival += 1,
+                (_, other) => {
+                    return Err(store_error(format!(
+                        "latest document refused ({other}): {}",
+                        result["error"]
+                    )));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn remove(&self, key: &IndicatorKey) -> Result<bool, StoreError> {
+        let path = format!(
+            "/{}/_doc/{}?refresh={}",
+            self.names.latest_alias,
+            document_id(key),
+            self.refresh
+        );
+        let answer = self
+            .client
+            .json(Method::Delete, &path, None)
+            .await
+            .map_err(store_error)?;
+        match answer.status {
+            200 => Ok(true),
+            404 => Ok(false),
+            other => Err(store_error(status_error("delete", other, &answer.body))),
+        }
+    }
+
+    async fn get(
+        &self,
+        key: &IndicatorKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LiveDocument>, StoreError> {
+        let path = format!("/{}/_doc/{}", self.names.latest_alias, document_id(key));
+        let answer = self
+            .client
+            .json(Method::Get, &path, None)
+            .await
+            .map_err(store_error)?;
+        if answer.status == 404 || answer.body["found"] == json!(false) {
+            return Ok(None);
+        }
+        let expired = answer.body["_source"]["anomali"]["threatstream"]["deleted_at"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t.with_timezone(&Utc) <= now);
+        if expired {
+            return Ok(None);
+        }
+        Ok(live_document(&answer.body))
+    }
+
+    async fn find(&self, value: &str, now: DateTime<Utc>) -> Result<Vec<LiveDocument>, StoreError> {
+        let value = normalise_lookup_value(value);
+        let mut should = vec![];
+        for field in [
+            "threat.indicator.url.domain",
+            "threat.indicator.url.original",
+            "threat.indicator.email.address",
+            "threat.indicator.file.hash.md5",
+            "threat.indicator.file.hash.sha1",
+            "threat.indicator.file.hash.sha256",
+            "threat.indicator.file.hash.sha512",
+            "threat.indicator.name",
+        ] {
+            should.push(json!({"term": {field: {"value": value, "case_insensitive": true}}}));
+        }
+        if value.parse::<std::net::IpAddr>().is_ok() {
+            should.push(json!({"term": {"threat.indicator.ip": value}}));
+        }
+        let query = json!({"size": 100, "query": {"bool": {"should": should, "minimum_should_match": 1, "filter": Self::live_filter(now)}}});
+        Ok(self
+            .search(query)
+            .await?
+            .iter()
+            .filter_map(live_document)
+            .collect())
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        // Search, then delete what was found; bounded (no delete-by-query on minimal clusters).
+        for _ in 0..1000 {
+            let query = json!({"size": 1000, "_source": false,
+                "query": {"range": {"anomali.threatstream.deleted_at": {"lte": now.to_rfc3339()}}}});
+            let hits = self.search(query).await?;
+            if hits.is_empty() {
+                return Ok(removed);
+            }
+            let mut body = Vec::new();
+            for hit in &hits {
+                let action = json!({"delete": {"_index": hit["_index"], "_id": hit["_id"]}});
+                body.extend_from_slice(action.to_string().as_bytes());
+                body.push(b'\n');
+            }
+            let answer = self
+                .client
+                .bulk("/_bulk?refresh=true", body)
+                .await
+                .map_err(store_error)?;
+            let items = answer.body["items"].as_array().cloned().unwrap_or_default();
+            removed += items
+                .iter()
+                .filter(|i| i["delete"]["status"] == json!(200))
+                .count() as u64;
+        }
+        Ok(removed)
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let answer = self
+            .client
+            .json(
+                Method::Get,
+                &format!("/{}/_count", self.names.latest_alias),
+                None,
+            )
+            .await
+            .map_err(store_error)?;
+        answer.body["count"]
+            .as_u64()
+            .ok_or_else(|| store_error(status_error("count", answer.status, &answer.body)))
+    }
+
+    async fn keys(&self) -> Result<Vec<IndicatorKey>, StoreError> {
+        let hits = self
+            .search(json!({"size": 10000, "_source": false, "sort": ["_doc"]}))
+            .await?;
+        let mut keys: Vec<IndicatorKey> = hits
+            .iter()
+            .filter_map(live_document)
+            .map(|d| d.key)
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
