@@ -23,12 +23,12 @@ const ES_VERSION: &str = "9.5.4";
 const ES_USER: &str = "ti-es";
 const STARTUP_LIMIT: Duration = Duration::from_secs(180);
 
-pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
+pub(crate) fn run() -> anyhow::Result<()> {
     if let Ok(url) = std::env::var("ES_URL") {
         eprintln!("xtask e2e: using the cluster at ES_URL");
         return run_tests(&url);
     }
-    let cluster = LocalCluster::start(root)?;
+    let cluster = LocalCluster::start()?;
     let result = run_tests(&cluster.url);
     cluster.stop();
     result
@@ -55,27 +55,25 @@ fn run_tests(url: &str) -> anyhow::Result<()> {
 struct LocalCluster {
     child: Child,
     url: String,
-    work: PathBuf,
+    /// This run's data and logs, removed at the end.
+    run_dir: PathBuf,
 }
 
 impl LocalCluster {
-    fn start(root: &Path) -> anyhow::Result<Self> {
+    fn start() -> anyhow::Result<Self> {
         let zip = fetch_distribution()?;
-        let work = root.join("target").join("e2e");
+        // Outside the checkout: the unprivileged user must reach it whatever folder CI clones
+        // into (a checkout under /root would be out of its reach).
+        let work = std::env::temp_dir().join("ti-anomali-e2e");
         let home = work.join(format!("elasticsearch-{ES_VERSION}"));
         if !home.join("bin").join("elasticsearch").exists() {
-            std::fs::create_dir_all(&work).context("cannot create target/e2e")?;
-            run_command(
-                Command::new("unzip")
-                    .args(["-q", "-o"])
-                    .arg(&zip)
-                    .arg("-d")
-                    .arg(&work),
-            )
-            .context("cannot unpack the distribution (is unzip installed?)")?;
+            std::fs::create_dir_all(&work).context("cannot create the e2e folder")?;
+            unpack(&zip, &work)?;
         }
-        let data = work.join("data");
-        let logs = work.join("logs");
+        // Data and logs per run, so two runs never share a cluster's files.
+        let run_dir = work.join(format!("run-{}", std::process::id()));
+        let data = run_dir.join("data");
+        let logs = run_dir.join("logs");
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data)?;
         std::fs::create_dir_all(&logs)?;
@@ -126,7 +124,7 @@ impl LocalCluster {
         let cluster = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
-            work,
+            run_dir,
         };
         if let Err(error) = cluster.wait_until_ready() {
             let log = std::fs::read_to_string(logs.join("elasticsearch.log")).unwrap_or_default();
@@ -187,8 +185,30 @@ impl LocalCluster {
                 .args(["-KILL", "-u", ES_USER])
                 .status();
         }
-        let _ = std::fs::remove_dir_all(self.work.join("data"));
+        let _ = std::fs::remove_dir_all(&self.run_dir);
     }
+}
+
+/// Unpacks with `unzip`, or with Python's zipfile (then restoring the scripts' execute bits).
+fn unpack(zip: &Path, into: &Path) -> anyhow::Result<()> {
+    let unzipped = Command::new("unzip")
+        .args(["-q", "-o"])
+        .arg(zip)
+        .arg("-d")
+        .arg(into)
+        .status();
+    if unzipped.is_ok_and(|s| s.success()) {
+        return Ok(());
+    }
+    run_command(
+        Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(zip)
+            .arg(into),
+    )
+    .context("cannot unpack the distribution (neither unzip nor python3 worked)")?;
+    let bin = into.join(format!("elasticsearch-{ES_VERSION}")).join("bin");
+    run_command(Command::new("chmod").arg("-R").arg("a+x").arg(&bin))
 }
 
 /// The distribution zip, from `~/.m2` or fetched from Maven Central with `mvn`.

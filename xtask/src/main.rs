@@ -1,6 +1,6 @@
 //! `cargo xtask <command>`: the project's workflows that cargo alone cannot express.
 //!
-//! - `ci`: what CI runs: formatting, clippy with warnings denied, every test, conformance.
+//! - `ci`: what CI runs: formatting, clippy with warnings denied, every test, conformance, e2e.
 //! - `conformance`: maps the upstream corpus in `../shared/conformance/ti_anomali` with the real
 //!   `ti-anomali map` and compares the result with the expected documents (must be 100/100).
 //! - `bench`: the criterion mapping benchmark, then indicators/s, MB/s and the ratio b/a.
@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         Some("conformance") => conformance::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
         Some("load") => load(&args[1..]),
-        Some("e2e") => e2e::run(&root),
+        Some("e2e") => e2e::run(),
         Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
         None => bail!("no command given\n{USAGE}"),
     }
@@ -87,7 +87,8 @@ fn ci(root: &Path) -> anyhow::Result<()> {
         "warnings",
     ]))?;
     run_command(Command::new("cargo").args(["test", "--workspace"]))?;
-    conformance::run(root)
+    conformance::run(root)?;
+    e2e::run()
 }
 
 /// The repository root: the parent of this crate. Read at run time (cargo sets it when it runs
