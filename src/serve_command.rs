@@ -12,6 +12,8 @@ use anomali_agent_input::{StoreSink, WebhookConfig, WebhookServer, sign_sha256_h
 use anomali_latest_store::{EmbeddedOptions, EmbeddedStore, LatestStore};
 use anomali_mapping::{GeoIp, MappingSettings};
 use anomali_model::EcsDocument;
+use anomali_sink_es::templates::{LATEST_ALIAS, LATEST_INDEX};
+use anomali_sink_es::{EsClient, EsLatestStore, IndexNames, detect_capabilities, ensure_setup};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
@@ -28,6 +30,10 @@ struct ServeConfig {
     sweep_interval_seconds: u64,
     /// A MaxMind City database for GeoIP. By default, none.
     geoip_db: Option<PathBuf>,
+    /// Ship to this Elasticsearch instead of the embedded store. By default, none.
+    es_url: Option<String>,
+    /// The namespace of the source data stream. By default, `default`.
+    namespace: String,
     /// The webhook.
     webhook: WebhookConfig,
 }
@@ -39,6 +45,8 @@ impl Default for ServeConfig {
             source_retention_days: 5,
             sweep_interval_seconds: 5,
             geoip_db: None,
+            es_url: None,
+            namespace: "default".to_owned(),
             webhook: WebhookConfig::default(),
         }
     }
@@ -110,6 +118,10 @@ pub(crate) struct ServeArgs {
     /// A MaxMind City database for GeoIP.
     #[arg(long, value_name = "FILE")]
     geoip_db: Option<PathBuf>,
+    /// Ship to this Elasticsearch (source data stream and latest index) instead of the embedded
+    /// store.
+    #[arg(long, env = "TI_ANOMALI_ES_URL")]
+    es_url: Option<String>,
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<ServeConfig> {
@@ -176,6 +188,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.geoip_db.is_some() {
         config.geoip_db = args.geoip_db;
     }
+    if args.es_url.is_some() {
+        config.es_url = args.es_url;
+    }
     if config.sweep_interval_seconds == 0 || config.sweep_interval_seconds > 10 {
         bail!("sweep_interval_seconds must be 1 to 10 (expired indicators leave within that time)");
     }
@@ -189,41 +204,70 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let options = EmbeddedOptions { source_retention_days: config.source_retention_days };
-        let store = open_store_waiting(&config.data_dir, options)
-            .await
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-        tracing::info!(data_dir = %config.data_dir.display(), live = store.count().await?, "store open");
-        let sink = Arc::new(StoreSink::new(store, EcsDocument::THREATSTREAM_DATASET));
-        let server = WebhookServer::start_with_api(validated, settings, sink.clone(), sink.clone()).await?;
-        tracing::info!(address = %server.local_addr(), "serving: POST indicators, GET /_ti/lookup?value=, /_ti/health, /_ti/metrics");
+        match &config.es_url {
+            Some(url) => {
+                let client = EsClient::single_node(url)?;
+                let capabilities = detect_capabilities(&client)
+                    .await
+                    .with_context(|| format!("cannot reach Elasticsearch at {url}"))?;
+                tracing::info!(?capabilities, "elasticsearch: what the cluster offers");
+                ensure_setup(&client, capabilities, LATEST_INDEX, LATEST_ALIAS).await?;
+                let names = IndexNames {
+                    source: format!("logs-ti_anomali.threatstream-{}", config.namespace),
+                    latest_alias: LATEST_ALIAS.to_owned(),
+                };
+                tracing::info!(source = %names.source, latest = LATEST_ALIAS, "shipping to Elasticsearch");
+                run(EsLatestStore::new(client, names, false), validated, settings, config.sweep_interval_seconds).await
+            }
+            None => {
+                let options = EmbeddedOptions { source_retention_days: config.source_retention_days };
+                let store = open_store_waiting(&config.data_dir, options)
+                    .await
+                    .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+                tracing::info!(data_dir = %config.data_dir.display(), live = store.count().await?, "store open");
+                run(store, validated, settings, config.sweep_interval_seconds).await
+            }
+        }
+    })
+}
 
-        let sweeper = tokio::spawn({
-            let sink = sink.clone();
-            let interval = Duration::from_secs(config.sweep_interval_seconds);
-            async move {
-                let mut ticks = tokio::time::interval(interval);
-                loop {
-                    ticks.tick().await;
-                    match sink.sweep().await {
-                        Ok(0) => {}
-                        Ok(removed) => tracing::info!(removed, "expired indicators removed"),
-                        Err(error) => tracing::error!(%error, "expiry sweep failed"),
-                    }
+/// Serves with `store` until SIGTERM or Ctrl-C.
+async fn run<S: LatestStore>(
+    store: S,
+    validated: anomali_agent_input::ValidatedConfig,
+    settings: MappingSettings,
+    sweep_interval_seconds: u64,
+) -> anyhow::Result<()> {
+    let sink = Arc::new(StoreSink::new(store, EcsDocument::THREATSTREAM_DATASET));
+    let server =
+        WebhookServer::start_with_api(validated, settings, sink.clone(), sink.clone()).await?;
+    tracing::info!(address = %server.local_addr(), "serving: POST indicators, GET /_ti/lookup?value=, /_ti/health, /_ti/metrics");
+
+    let sweeper = tokio::spawn({
+        let sink = sink.clone();
+        let interval = Duration::from_secs(sweep_interval_seconds);
+        async move {
+            let mut ticks = tokio::time::interval(interval);
+            loop {
+                ticks.tick().await;
+                match sink.sweep().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "expired indicators removed"),
+                    Err(error) => tracing::error!(%error, "expiry sweep failed"),
                 }
             }
-        });
+        }
+    });
 
-        wait_for_stop_signal().await;
-        tracing::info!("stopping: finishing requests in flight");
-        // Within the 10 s that container runtimes give by default before SIGKILL.
-        server.shutdown(Duration::from_secs(8)).await;
-        sweeper.abort();
-        let _ = sweeper.await;
-        drop(sink);
-        tracing::info!("stopped");
-        Ok(())
-    })
+    wait_for_stop_signal().await;
+    tracing::info!("stopping: finishing requests in flight");
+    // Within the 10 s that container runtimes give by default before SIGKILL.
+    server.shutdown(Duration::from_secs(8)).await;
+    sweeper.abort();
+    let _ = sweeper.await;
+    drop(sink);
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// Opens the store; while another process (a `lookup`) holds the file, retries for 5 s.

@@ -40,6 +40,21 @@ fn run_tests(url: &str) -> anyhow::Result<()> {
             .args([
                 "test",
                 "-p",
+                "ti-anomali",
+                "--features",
+                "e2e",
+                "--test",
+                "serve_es",
+                "--",
+                "--test-threads=1",
+            ])
+            .env("ES_URL", url),
+    )?;
+    run_command(
+        Command::new("cargo")
+            .args([
+                "test",
+                "-p",
                 "integration-tests",
                 "--features",
                 "e2e",

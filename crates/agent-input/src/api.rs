@@ -110,7 +110,9 @@ impl<S: LatestStore> IndicatorSink for StoreSink<S> {
             .apply(self.dataset, batch.documents, Utc::now())
             .await
             .map_err(|error| match error {
-                StoreError::Closed => SinkError::Unavailable(error.to_string()),
+                StoreError::Closed | StoreError::Unavailable(_) => {
+                    SinkError::Unavailable(error.to_string())
+                }
                 other => SinkError::Failed(other.to_string()),
             })?;
         self.mapped.fetch_add(count, Ordering::Relaxed);

@@ -21,6 +21,9 @@ pub enum StoreError {
     /// The store is shut down.
     #[error("the store is closed")]
     Closed,
+    /// The backend cannot be reached for now (a remote cluster down, overloaded): retry later.
+    #[error("the store is unavailable for now: {0}")]
+    Unavailable(String),
     /// A stored record could not be read back.
     #[error("damaged record for {key}: {reason}")]
     Damaged {

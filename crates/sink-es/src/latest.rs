@@ -38,6 +38,18 @@ fn store_error(error: impl std::fmt::Display) -> StoreError {
     StoreError::Database(error.to_string())
 }
 
+/// A transport failure or an overloaded cluster is transient: the webhook answers 503 and the
+/// sender retries; anything else is a real failure.
+fn client_error(error: crate::error::EsError) -> StoreError {
+    match error {
+        crate::error::EsError::Transport(reason) => StoreError::Unavailable(reason),
+        crate::error::EsError::Status { status, .. } if status == 429 || status >= 500 => {
+            StoreError::Unavailable(error.to_string())
+        }
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
 fn document_id(key: &IndicatorKey) -> String {
     format!("{}:{}", key.dataset, key.id)
 }
@@ -66,7 +78,7 @@ impl EsLatestStore {
                 Some(&query),
             )
             .await
-            .map_err(store_error)?;
+            .map_err(client_error)?;
         if answer.status != 200 {
             return Err(store_error(status_error(
                 "search",
@@ -153,7 +165,7 @@ impl LatestStore for EsLatestStore {
             .client
             .bulk(&format!("/_bulk?refresh={}", self.refresh), body)
             .await
-            .map_err(store_error)?;
+            .map_err(client_error)?;
         if answer.status != 200 {
             return Err(store_error(status_error(
                 "bulk",
@@ -208,7 +220,7 @@ impl LatestStore for EsLatestStore {
             .client
             .json(Method::Delete, &path, None)
             .await
-            .map_err(store_error)?;
+            .map_err(client_error)?;
         match answer.status {
             200 => Ok(true),
             404 => Ok(false),
@@ -226,7 +238,7 @@ impl LatestStore for EsLatestStore {
             .client
             .json(Method::Get, &path, None)
             .await
-            .map_err(store_error)?;
+            .map_err(client_error)?;
         if answer.status == 404 || answer.body["found"] == json!(false) {
             return Ok(None);
         }
@@ -287,7 +299,7 @@ impl LatestStore for EsLatestStore {
                 .client
                 .bulk("/_bulk?refresh=true", body)
                 .await
-                .map_err(store_error)?;
+                .map_err(client_error)?;
             let items = answer.body["items"].as_array().cloned().unwrap_or_default();
             removed += items
                 .iter()
@@ -306,7 +318,7 @@ impl LatestStore for EsLatestStore {
                 None,
             )
             .await
-            .map_err(store_error)?;
+            .map_err(client_error)?;
         answer.body["count"]
             .as_u64()
             .ok_or_else(|| store_error(status_error("count", answer.status, &answer.body)))
