@@ -11,7 +11,7 @@ use std::time::Duration;
 use anomali_agent_input::{StoreSink, WebhookConfig, WebhookServer, sign_sha256_hex};
 use anomali_latest_store::{EmbeddedOptions, EmbeddedStore, LatestStore};
 use anomali_mapping::{GeoIp, MappingSettings};
-use anomali_model::EcsDocument;
+use anomali_model::{AgentFields, EcsDocument};
 use anomali_sink_es::templates::{LATEST_ALIAS, LATEST_INDEX};
 use anomali_sink_es::{EsClient, EsLatestStore, IndexNames, detect_capabilities, ensure_setup};
 use anyhow::{Context, bail};
@@ -213,11 +213,20 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 tracing::info!(?capabilities, "elasticsearch: what the cluster offers");
                 ensure_setup(&client, capabilities, LATEST_INDEX, LATEST_ALIAS).await?;
                 let names = IndexNames {
-                    source: format!("logs-ti_anomali.threatstream-{}", config.namespace),
+                    namespace: config.namespace.clone(),
                     latest_alias: LATEST_ALIAS.to_owned(),
                 };
-                tracing::info!(source = %names.source, latest = LATEST_ALIAS, "shipping to Elasticsearch");
-                run(EsLatestStore::new(client, names, false), validated, settings, config.sweep_interval_seconds).await
+                tracing::info!(source = %names.source(), latest = LATEST_ALIAS, "shipping to Elasticsearch");
+                let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".to_owned());
+                let agent = AgentFields {
+                    // Stable per host and data folder, so dashboards group one installation.
+                    id: format!("ti-anomali-{host}"),
+                    name: host,
+                    agent_type: "ti-anomali",
+                    version: env!("CARGO_PKG_VERSION"),
+                };
+                let store = EsLatestStore::new(client, names, false).with_identity(agent, "http_endpoint");
+                run(store, validated, settings, config.sweep_interval_seconds).await
             }
             None => {
                 let options = EmbeddedOptions { source_retention_days: config.source_retention_days };

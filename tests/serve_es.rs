@@ -116,7 +116,24 @@ fn the_sample_log_lands_in_the_source_stream_and_the_latest_index() {
     )
     .unwrap();
     assert!(!found.as_array().unwrap().is_empty(), "{found}");
-    assert_eq!(found[0]["labels"]["is_ioc_transform_source"], "false");
+    let live = &found[0];
+    assert_eq!(live["labels"]["is_ioc_transform_source"], "false");
+    // What Fleet-ingested documents carry, so existing queries keep working.
+    assert_eq!(
+        live["data_stream"],
+        serde_json::json!({"dataset": "ti_anomali.threatstream", "namespace": "e2eserve", "type": "logs"})
+    );
+    assert_eq!(live["event"]["dataset"], "ti_anomali.threatstream");
+    assert_eq!(live["event"]["module"], "ti_anomali");
+    assert_eq!(live["input"]["type"], "http_endpoint");
+    assert_eq!(live["agent"]["type"], "ti-anomali");
+    assert!(
+        live["event"]["ingested"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20")),
+        "{live}"
+    );
+    assert_eq!(live["threat"]["feed"]["name"], "Anomali ThreatStream");
 
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -218,7 +218,7 @@ mod es_latest_store {
             .await
             .unwrap();
         let names = IndexNames {
-            source: format!("logs-ti_anomali.threatstream-e2e{run}x{number}"),
+            namespace: format!("e2e{run}x{number}"),
             latest_alias: alias,
         };
         EsLatestStore::new(client, names, true)

@@ -20,9 +20,15 @@ pub struct EcsDocument {
     /// `added_at`, else `deleted_at`, else the time the indicator was received.
     #[serde(rename = "@timestamp")]
     pub timestamp: Timestamp,
+    /// `agent.*`: this program, in place of the Elastic Agent, when shipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentFields>,
     /// `anomali.threatstream.*`: what is left of the indicator after mapping.
     #[serde(skip_serializing_if = "AnomaliFields::is_empty")]
     pub anomali: AnomaliFields,
+    /// `data_stream.*`, when shipped to Elasticsearch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_stream: Option<DataStreamFields>,
     /// `ecs.version`.
     pub ecs: EcsVersion,
     /// `error.message`: one entry per field that could not be mapped.
@@ -30,6 +36,9 @@ pub struct EcsDocument {
     pub error: ErrorFields,
     /// `event.*`.
     pub event: EventFields,
+    /// `input.type`, when shipped: `http_endpoint` for the webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputFields>,
     /// `labels.*`: whether this copy is a source document or the live one.
     #[serde(skip_serializing_if = "LabelFields::is_empty")]
     pub labels: LabelFields,
@@ -42,6 +51,40 @@ pub struct EcsDocument {
     /// `threat.*`.
     #[serde(skip_serializing_if = "ThreatFields::is_empty")]
     pub threat: ThreatFields,
+}
+
+/// `agent`: who shipped the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentFields {
+    /// `agent.id`: a stable id of this installation.
+    pub id: String,
+    /// `agent.name`: the host's name.
+    pub name: String,
+    /// `agent.type`: `ti-anomali`.
+    #[serde(rename = "type")]
+    pub agent_type: &'static str,
+    /// `agent.version`.
+    pub version: &'static str,
+}
+
+/// `data_stream`: where a shipped document lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataStreamFields {
+    /// `data_stream.dataset`.
+    pub dataset: &'static str,
+    /// `data_stream.namespace`.
+    pub namespace: String,
+    /// `data_stream.type`: `logs`.
+    #[serde(rename = "type")]
+    pub stream_type: &'static str,
+}
+
+/// `input`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct InputFields {
+    /// `input.type`.
+    #[serde(rename = "type")]
+    pub input_type: &'static str,
 }
 
 /// `ecs`.
@@ -81,6 +124,9 @@ pub struct EventFields {
     /// `event.dataset`, set when the document is stored: `ti_anomali.threatstream`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<&'static str>,
+    /// `event.ingested`: when the document was shipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingested: Option<Timestamp>,
     /// `event.kind`: `enrichment`, or `pipeline_error` when a field failed.
     pub kind: &'static str,
     /// `event.module`, set when the document is stored: `ti_anomali`.
@@ -669,9 +715,24 @@ mod tests {
             labels: LabelFields {
                 is_ioc_transform_source: Some("false"),
             },
+            agent: Some(AgentFields {
+                id: "a-1".into(),
+                name: "host\"1".into(),
+                agent_type: "ti-anomali",
+                version: "0.1.0",
+            }),
+            data_stream: Some(DataStreamFields {
+                dataset: "ti_anomali.threatstream",
+                namespace: "default".into(),
+                stream_type: "logs",
+            }),
+            input: Some(InputFields {
+                input_type: "http_endpoint",
+            }),
             event: EventFields {
                 category: &["threat"],
                 dataset: Some("ti_anomali.threatstream"),
+                ingested: time,
                 module: Some("ti_anomali"),
                 kind: "pipeline_error",
                 original: text("{}"),

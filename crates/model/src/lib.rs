@@ -19,10 +19,10 @@ pub mod records;
 mod timestamp;
 
 pub use ecs::{
-    AnomaliFields, AsFields, AsOrganization, DocumentRole, ECS_VERSION, EcsDocument, EcsVersion,
-    EmailFields, ErrorFields, EventFields, FeedFields, FileFields, FileHash, GeoFields,
-    GeoLocation, IndicatorFields, LabelFields, Marking, RelatedFields, ThreatFields,
-    ThreatstreamFields, UrlFields, pruned,
+    AgentFields, AnomaliFields, AsFields, AsOrganization, DataStreamFields, DocumentRole,
+    ECS_VERSION, EcsDocument, EcsVersion, EmailFields, ErrorFields, EventFields, FeedFields,
+    FileFields, FileHash, GeoFields, GeoLocation, IndicatorFields, InputFields, LabelFields,
+    Marking, RelatedFields, ThreatFields, ThreatstreamFields, UrlFields, pruned,
 };
 pub use indicator::Indicator;
 pub use json::{JsonError, write_json};

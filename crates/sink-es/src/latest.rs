@@ -8,7 +8,9 @@ use anomali_latest_store::{
     ApplyReport, DocumentFacts, IndicatorKey, LatestStore, LiveDocument, StoreError,
     normalise_lookup_value,
 };
-use anomali_model::{DocumentRole, EcsDocument};
+use anomali_model::{
+    AgentFields, DataStreamFields, DocumentRole, EcsDocument, InputFields, Timestamp,
+};
 use chrono::{DateTime, Utc};
 use elasticsearch::http::Method;
 use serde_json::{Value, json};
@@ -19,10 +21,17 @@ use crate::setup::status_error;
 /// Where the documents go.
 #[derive(Debug, Clone)]
 pub struct IndexNames {
-    /// The source data stream, such as `logs-ti_anomali.threatstream-default`.
-    pub source: String,
+    /// The namespace of the source data stream, such as `default`.
+    pub namespace: String,
     /// The alias of the latest index.
     pub latest_alias: String,
+}
+
+impl IndexNames {
+    /// The source data stream: `logs-ti_anomali.threatstream-<namespace>`.
+    pub fn source(&self) -> String {
+        format!("logs-ti_anomali.threatstream-{}", self.namespace)
+    }
 }
 
 /// The Elasticsearch backend of [`LatestStore`].
@@ -30,6 +39,9 @@ pub struct IndexNames {
 pub struct EsLatestStore {
     client: EsClient,
     names: IndexNames,
+    source: String,
+    agent: Option<AgentFields>,
+    input_type: &'static str,
     /// `refresh` for writes: `wait_for` makes them visible to searches before returning.
     refresh: &'static str,
 }
@@ -58,15 +70,42 @@ impl EsLatestStore {
     /// A store writing to `names` through `client`. `wait_for_refresh` makes every write visible
     /// to searches before it returns (for tests and lookups right after a push).
     pub fn new(client: EsClient, names: IndexNames, wait_for_refresh: bool) -> Self {
+        let source = names.source();
         Self {
             client,
             names,
+            source,
+            agent: None,
+            input_type: "http_endpoint",
             refresh: if wait_for_refresh {
                 "wait_for"
             } else {
                 "false"
             },
         }
+    }
+
+    /// Documents carry `agent` (this program's identity) and `input.type` (`http_endpoint` for the
+    /// webhook, by default), as Fleet-ingested documents carry the Elastic Agent's.
+    pub fn with_identity(mut self, agent: AgentFields, input_type: &'static str) -> Self {
+        self.agent = Some(agent);
+        self.input_type = input_type;
+        self
+    }
+
+    /// What a shipped document carries besides the mapping's output.
+    fn ship_fields(&self, document: &mut EcsDocument, dataset: &'static str, now: DateTime<Utc>) {
+        document.agent = self.agent.clone();
+        document.input = Some(InputFields {
+            input_type: self.input_type,
+        });
+        document.data_stream = Some(DataStreamFields {
+            dataset,
+            namespace: self.names.namespace.clone(),
+            stream_type: "logs",
+        });
+        document.event.ingested =
+            Timestamp::parse_normalised(&now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
     }
 
     async fn search(&self, query: Value) -> Result<Vec<Value>, StoreError> {
@@ -122,11 +161,12 @@ impl LatestStore for EsLatestStore {
         // For each latest action: whether it was a delete.
         let mut latest_actions = Vec::new();
         let mut report = ApplyReport::default();
-        for document in documents {
+        for mut document in documents {
+            self.ship_fields(&mut document, dataset, now);
             let mut source = document.clone();
             source.stamp(dataset, DocumentRole::Source);
             body.extend_from_slice(
-                json!({"create": {"_index": self.names.source}})
+                json!({"create": {"_index": self.source}})
                     .to_string()
                     .as_bytes(),
             );

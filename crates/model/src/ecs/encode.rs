@@ -103,8 +103,23 @@ impl EcsDocument {
         let out = doc.key("\"@timestamp\":\"");
         out.extend_from_slice(self.timestamp.as_bytes());
         out.push(b'"');
+        if let Some(agent) = &self.agent {
+            let mut o = Object::open(doc.key("\"agent\":"));
+            write_escaped(o.key("\"id\":"), &agent.id);
+            write_escaped(o.key("\"name\":"), &agent.name);
+            write_escaped(o.key("\"type\":"), agent.agent_type);
+            write_escaped(o.key("\"version\":"), agent.version);
+            o.close();
+        }
         if !self.anomali.is_empty() {
             write_anomali(doc.key("\"anomali\":"), &self.anomali);
+        }
+        if let Some(stream) = &self.data_stream {
+            let mut o = Object::open(doc.key("\"data_stream\":"));
+            write_escaped(o.key("\"dataset\":"), stream.dataset);
+            write_escaped(o.key("\"namespace\":"), &stream.namespace);
+            write_escaped(o.key("\"type\":"), stream.stream_type);
+            o.close();
         }
         doc.key("\"ecs\":{\"version\":");
         write_escaped(doc.out, self.ecs.version);
@@ -115,6 +130,11 @@ impl EcsDocument {
             error.close();
         }
         write_event(doc.key("\"event\":"), &self.event);
+        if let Some(input) = &self.input {
+            doc.key("\"input\":{\"type\":");
+            write_escaped(doc.out, input.input_type);
+            doc.out.push(b'}');
+        }
         if let Some(label) = self.labels.is_ioc_transform_source {
             doc.key("\"labels\":{\"is_ioc_transform_source\":");
             write_escaped(doc.out, label);
@@ -190,6 +210,7 @@ fn write_event(out: &mut Vec<u8>, event: &EventFields) {
     if let Some(dataset) = event.dataset {
         write_escaped(o.key("\"dataset\":"), dataset);
     }
+    o.time("\"ingested\":", &event.ingested);
     write_escaped(o.key("\"kind\":"), event.kind);
     if let Some(module) = event.module {
         write_escaped(o.key("\"module\":"), module);
