@@ -304,8 +304,9 @@ fn run_group(
             .map(|_| Err(StoreError::Database(message.clone())))
             .collect::<Vec<_>>()
     };
-    // The source copies first, durable before the live state changes.
-    for job in group.iter() {
+    // The source copies first, durable before the live state changes. Stamped in place (no
+    // copy): the live copy is stamped again, as Latest, when it is stored.
+    for job in group.iter_mut() {
         if let Job::Apply {
             dataset,
             documents,
@@ -314,10 +315,9 @@ fn run_group(
         } = job
         {
             let mut lines = Vec::with_capacity(documents.len() * 1200);
-            for document in documents {
-                let mut source = document.clone();
-                source.stamp(dataset, DocumentRole::Source);
-                source.write_json(&mut lines);
+            for document in documents.iter_mut() {
+                document.stamp(dataset, DocumentRole::Source);
+                document.write_json(&mut lines);
                 lines.push(b'\n');
             }
             if let Err(error) = archive.append(now.date_naive(), &lines) {

@@ -163,15 +163,15 @@ impl LatestStore for EsLatestStore {
         let mut report = ApplyReport::default();
         for mut document in documents {
             self.ship_fields(&mut document, dataset, now);
-            let mut source = document.clone();
-            source.stamp(dataset, DocumentRole::Source);
+            // Stamped in place for the source copy, then again as Latest for the live one.
+            document.stamp(dataset, DocumentRole::Source);
             body.extend_from_slice(
                 json!({"create": {"_index": self.source}})
                     .to_string()
                     .as_bytes(),
             );
             body.push(b'\n');
-            source.write_json(&mut body);
+            document.write_json(&mut body);
             body.push(b'\n');
 
             let facts = DocumentFacts::of(dataset, &document);
