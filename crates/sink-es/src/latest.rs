@@ -94,7 +94,12 @@ impl EsLatestStore {
     }
 
     /// What a shipped document carries besides the mapping's output.
-    fn ship_fields(&self, document: &mut EcsDocument, dataset: &'static str, now: DateTime<Utc>) {
+    fn ship_fields(
+        &self,
+        document: &mut EcsDocument,
+        dataset: &'static str,
+        ingested: Option<Timestamp>,
+    ) {
         document.agent = self.agent.clone();
         document.input = Some(InputFields {
             input_type: self.input_type,
@@ -104,8 +109,7 @@ impl EsLatestStore {
             namespace: self.names.namespace.clone(),
             stream_type: "logs",
         });
-        document.event.ingested =
-            Timestamp::parse_normalised(&now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        document.event.ingested = ingested;
     }
 
     async fn search(&self, query: Value) -> Result<Vec<Value>, StoreError> {
@@ -157,12 +161,15 @@ impl LatestStore for EsLatestStore {
         documents: Vec<EcsDocument>,
         now: DateTime<Utc>,
     ) -> Result<ApplyReport, StoreError> {
+        // Formatted once per batch, not once per document.
+        let ingested =
+            Timestamp::parse_normalised(&now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
         let mut body = Vec::with_capacity(documents.len() * 2600);
         // For each latest action: whether it was a delete.
         let mut latest_actions = Vec::new();
         let mut report = ApplyReport::default();
         for mut document in documents {
-            self.ship_fields(&mut document, dataset, now);
+            self.ship_fields(&mut document, dataset, ingested);
             // Stamped in place for the source copy, then again as Latest for the live one.
             document.stamp(dataset, DocumentRole::Source);
             body.extend_from_slice(
