@@ -25,46 +25,71 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(180);
 
 pub(crate) fn run() -> anyhow::Result<()> {
     if let Ok(url) = std::env::var("ES_URL") {
-        eprintln!("xtask e2e: using the cluster at ES_URL");
-        return run_tests(&url);
+        eprintln!("xtask e2e: using the cluster at ES_URL (tests that restart it are skipped)");
+        return run_tests(&url, None);
     }
     let cluster = LocalCluster::start()?;
-    let result = run_tests(&cluster.url);
+    let result = run_tests(&cluster.url, Some(&cluster.restart_script));
     cluster.stop();
     result
 }
 
-fn run_tests(url: &str) -> anyhow::Result<()> {
-    run_command(
-        Command::new("cargo")
-            .args([
-                "test",
-                "-p",
-                "ti-anomali",
-                "--features",
-                "e2e",
-                "--test",
-                "serve_es",
-                "--",
-                "--test-threads=1",
-            ])
-            .env("ES_URL", url),
-    )?;
-    run_command(
-        Command::new("cargo")
-            .args([
-                "test",
-                "-p",
-                "integration-tests",
-                "--features",
-                "e2e",
-                "--test",
-                "e2e",
-                "--",
-                "--test-threads=1",
-            ])
-            .env("ES_URL", url),
-    )
+/// `cargo xtask es [--minutes N]`: a cluster for development, as e2e starts it, kept for N
+/// minutes (default 60) or until this process is stopped with Ctrl-C (then stop it with
+/// `pkill -u ti-es` when running as root). Prints its URL.
+pub(crate) fn dev_cluster(minutes: u64) -> anyhow::Result<()> {
+    let cluster = LocalCluster::start()?;
+    eprintln!(
+        "xtask es: ES_URL={} (restart script: {}); kept for {minutes} min",
+        cluster.url,
+        cluster.restart_script.display()
+    );
+    let work = std::env::temp_dir().join("ti-anomali-e2e");
+    std::fs::write(work.join("dev-url"), &cluster.url)?;
+    std::thread::sleep(Duration::from_secs(minutes.saturating_mul(60)));
+    cluster.stop();
+    Ok(())
+}
+
+fn run_tests(url: &str, restart_script: Option<&Path>) -> anyhow::Result<()> {
+    let with_cluster = |command: &mut Command| {
+        command.env("ES_URL", url);
+        if let Some(script) = restart_script {
+            command.env("TI_E2E_ES_RESTART", script);
+        }
+    };
+    let mut serve_tests = Command::new("cargo");
+    serve_tests.args([
+        "test",
+        "-p",
+        "ti-anomali",
+        "--features",
+        "e2e",
+        "--test",
+        "serve_es",
+        "--",
+        "--test-threads=1",
+    ]);
+    if restart_script.is_none() {
+        // Restarting needs the cluster this task started.
+        serve_tests.args(["--skip", "restart"]);
+    }
+    with_cluster(&mut serve_tests);
+    run_command(&mut serve_tests)?;
+    let mut crate_tests = Command::new("cargo");
+    crate_tests.args([
+        "test",
+        "-p",
+        "integration-tests",
+        "--features",
+        "e2e",
+        "--test",
+        "e2e",
+        "--",
+        "--test-threads=1",
+    ]);
+    with_cluster(&mut crate_tests);
+    run_command(&mut crate_tests)
 }
 
 struct LocalCluster {
@@ -72,6 +97,11 @@ struct LocalCluster {
     url: String,
     /// This run's data and logs, removed at the end.
     run_dir: PathBuf,
+    /// Elasticsearch writes its process id here (also after a restart by the tests).
+    pid_file: PathBuf,
+    /// `restart.sh [seconds]`: stops the cluster, waits, starts it again on the same port and
+    /// data, and returns once it is ready; for the tests of an outage.
+    restart_script: PathBuf,
 }
 
 impl LocalCluster {
@@ -89,7 +119,8 @@ impl LocalCluster {
         let run_dir = work.join(format!("run-{}", std::process::id()));
         let data = run_dir.join("data");
         let logs = run_dir.join("logs");
-        let _ = std::fs::remove_dir_all(&data);
+        let pid_file = run_dir.join("elasticsearch.pid");
+        let _ = std::fs::remove_dir_all(&run_dir);
         std::fs::create_dir_all(&data)?;
         std::fs::create_dir_all(&logs)?;
         let java_home = find_jdk()?;
@@ -100,34 +131,38 @@ impl LocalCluster {
             ensure_user()?;
             run_command(Command::new("chown").args(["-R", ES_USER]).arg(&work))?;
         }
-        let mut command = if as_root {
-            let mut command = Command::new("runuser");
-            command.args(["-u", ES_USER, "--"]);
-            command.arg(home.join("bin").join("elasticsearch"));
-            command
-        } else {
-            Command::new(home.join("bin").join("elasticsearch"))
-        };
+        let mut argv: Vec<String> = Vec::new();
+        if as_root {
+            argv.extend(["runuser", "-u", ES_USER, "--"].map(str::to_owned));
+        }
+        argv.push(home.join("bin").join("elasticsearch").display().to_string());
+        argv.extend(
+            [
+                "discovery.type=single-node".to_owned(),
+                "network.host=127.0.0.1".to_owned(),
+                format!("http.port={port}"),
+                format!("transport.port={transport}"),
+                "xpack.security.enabled=false".to_owned(),
+                format!("path.data={}", data.display()),
+                format!("path.logs={}", logs.display()),
+            ]
+            .into_iter()
+            .flat_map(|setting| ["-E".to_owned(), setting]),
+        );
+        argv.extend(["-p".to_owned(), pid_file.display().to_string()]);
+        let url = format!("http://127.0.0.1:{port}");
+        let restart_script = run_dir.join("restart.sh");
+        std::fs::write(
+            &restart_script,
+            restart_script_text(&argv, &java_home, &pid_file, &url),
+        )?;
+        run_command(Command::new("chmod").arg("a+x").arg(&restart_script))?;
+
+        let mut command = Command::new(&argv[0]);
         command
-            .args([
-                "-E",
-                "discovery.type=single-node",
-                "-E",
-                "network.host=127.0.0.1",
-            ])
-            .args([
-                "-E",
-                &format!("http.port={port}"),
-                "-E",
-                &format!("transport.port={transport}"),
-            ])
-            .args(["-E", "xpack.security.enabled=false"])
-            .arg("-E")
-            .arg(format!("path.data={}", data.display()))
-            .arg("-E")
-            .arg(format!("path.logs={}", logs.display()))
+            .args(&argv[1..])
             .env("ES_JAVA_HOME", &java_home)
-            .env("ES_JAVA_OPTS", "-Xms512m -Xmx512m")
+            .env("ES_JAVA_OPTS", ES_JAVA_OPTS)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -138,8 +173,10 @@ impl LocalCluster {
         let child = command.spawn().context("cannot start Elasticsearch")?;
         let cluster = Self {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             run_dir,
+            pid_file,
+            restart_script,
         };
         if let Err(error) = cluster.wait_until_ready() {
             let log = std::fs::read_to_string(logs.join("elasticsearch.log")).unwrap_or_default();
@@ -181,19 +218,34 @@ impl LocalCluster {
     }
 
     fn stop(mut self) {
-        // SIGTERM lets Elasticsearch shut down cleanly; SIGKILL if it does not within 30 s.
+        // SIGTERM lets Elasticsearch shut down cleanly; SIGKILL if it does not within 30 s. The
+        // process may be a later one than our child, started by the restart script.
+        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            let child_done = matches!(self.child.try_wait(), Ok(Some(_)));
+            let pid_done = std::fs::read_to_string(&self.pid_file).map_or(true, |pid| {
+                !Command::new("kill")
+                    .args(["-0", pid.trim()])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+            if child_done && pid_done {
                 break;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        }
         // The runuser child may leave the JVM behind: stop whatever runs as the test user.
         if is_root() {
             let _ = Command::new("pkill")
@@ -202,6 +254,41 @@ impl LocalCluster {
         }
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
+}
+
+const ES_JAVA_OPTS: &str = "-Xms512m -Xmx512m";
+
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// A script that stops the cluster (by its pid file), sleeps `$1` seconds, starts it again
+/// detached with the same arguments, and waits until it answers (at most 180 s).
+fn restart_script_text(argv: &[String], java_home: &Path, pid_file: &Path, url: &str) -> String {
+    let command: Vec<String> = argv.iter().map(|word| shell_quote(word)).collect();
+    format!(
+        r#"#!/bin/sh
+# Written by cargo xtask e2e: stops this run's Elasticsearch, waits $1 seconds, starts it again.
+pid=$(cat {pid_file})
+kill -TERM "$pid"
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+kill -KILL "$pid" 2>/dev/null
+sleep "${{1:-0}}"
+ES_JAVA_HOME={java_home} ES_JAVA_OPTS={opts} setsid {command} -d </dev/null >/dev/null 2>&1
+i=0
+while [ $i -lt 1800 ]; do
+  curl -s -f --max-time 5 '{url}/_cluster/health?wait_for_status=yellow&timeout=1s' >/dev/null && exit 0
+  sleep 0.1; i=$((i+1))
+done
+echo "elasticsearch did not come back within 180 s" >&2
+exit 1
+"#,
+        pid_file = shell_quote(&pid_file.display().to_string()),
+        java_home = shell_quote(&java_home.display().to_string()),
+        opts = shell_quote(ES_JAVA_OPTS),
+        command = command.join(" "),
+    )
 }
 
 /// Unpacks with `unzip`, or with Python's zipfile (then restoring the scripts' execute bits).

@@ -7,6 +7,7 @@
 //! - `load`: the webhook under signed NDJSON batches of 1, 100 and 1000 indicators (loopback).
 //! - `e2e`: end-to-end tests against a real Elasticsearch (ES_URL, or one fetched from Maven
 //!   Central and started on loopback).
+//! - `es`: that same cluster for development, kept for `--minutes N`; prints its URL.
 //!
 //! See <https://github.com/matklad/cargo-xtask> for the pattern. Every command runs from the
 //! repository root and fails loudly when something it needs is missing.
@@ -36,13 +37,24 @@ fn main() -> anyhow::Result<()> {
         Some("bench") => bench::run(&root, &args[1..]),
         Some("load") => load(&args[1..]),
         Some("e2e") => e2e::run(),
+        Some("es") => {
+            let minutes = match args.get(1).map(String::as_str) {
+                Some("--minutes") => args
+                    .get(2)
+                    .and_then(|m| m.parse().ok())
+                    .context("--minutes needs a number")?,
+                Some(other) => bail!("unknown argument {other:?}\n{USAGE}"),
+                None => 60,
+            };
+            e2e::dev_cluster(minutes)
+        }
         Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
         None => bail!("no command given\n{USAGE}"),
     }
 }
 
 const USAGE: &str =
-    "usage: cargo xtask <ci | conformance | e2e | bench [criterion args] | load [--seconds N]>";
+    "usage: cargo xtask <ci | conformance | e2e | es [--minutes N] | bench [criterion args] | load [--seconds N]>";
 
 /// The load tests (loopback only, bounded in time and requests): the webhook alone, the webhook
 /// into the embedded store with durable commits (as `serve` runs), and the store at 1,000,000
