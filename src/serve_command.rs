@@ -13,7 +13,10 @@ use anomali_latest_store::{EmbeddedOptions, EmbeddedStore, LatestStore};
 use anomali_mapping::{GeoIp, MappingSettings};
 use anomali_model::{AgentFields, EcsDocument};
 use anomali_sink_es::templates::{LATEST_ALIAS, LATEST_INDEX};
-use anomali_sink_es::{EsClient, EsLatestStore, IndexNames, detect_capabilities, ensure_setup};
+use anomali_sink_es::{
+    DeadLetterFile, EsClient, EsLatestStore, IndexNames, ShipperConfig, ShippingStore, Spool,
+    detect_capabilities, ensure_setup,
+};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
@@ -34,8 +37,69 @@ struct ServeConfig {
     es_url: Option<String>,
     /// The namespace of the source data stream. By default, `default`.
     namespace: String,
+    /// How pushes are spooled and shipped to Elasticsearch.
+    shipping: ShippingConfig,
     /// The webhook.
     webhook: WebhookConfig,
+}
+
+/// The `shipping` keys: the spool in front of Elasticsearch and the bulk requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ShippingConfig {
+    /// Most MiB waiting in the spool; past it the webhook answers 503. By default, 1024.
+    spool_max_mb: u64,
+    /// Most actions per bulk request (a live indicator is two). By default, 5000.
+    bulk_max_actions: usize,
+    /// Most MiB per bulk request, before compression. By default, 10.
+    bulk_max_mb: usize,
+    /// How long a partial bulk request waits for more, in milliseconds. By default, 500.
+    flush_interval_ms: u64,
+    /// Most bulk requests in flight at once. By default, 2.
+    max_in_flight: usize,
+    /// `gzip` or `none` for request bodies. By default, `gzip`.
+    compression: String,
+    /// Where refused documents go. By default, `<data_dir>/dead-letter.ndjson`.
+    dead_letter_file: Option<PathBuf>,
+}
+
+impl Default for ShippingConfig {
+    fn default() -> Self {
+        let bulk = ShipperConfig::default();
+        Self {
+            spool_max_mb: 1024,
+            bulk_max_actions: bulk.max_batch_actions,
+            bulk_max_mb: bulk.max_batch_bytes >> 20,
+            flush_interval_ms: bulk.flush_interval.as_millis() as u64,
+            max_in_flight: bulk.max_in_flight,
+            compression: "gzip".to_owned(),
+            dead_letter_file: None,
+        }
+    }
+}
+
+impl ShippingConfig {
+    fn shipper_config(&self) -> anyhow::Result<ShipperConfig> {
+        let gzip = match self.compression.as_str() {
+            "gzip" => true,
+            "none" => false,
+            other => bail!("shipping.compression: {other:?} is neither gzip nor none"),
+        };
+        if self.bulk_max_actions == 0 || self.bulk_max_mb == 0 || self.max_in_flight == 0 {
+            bail!("shipping: bulk_max_actions, bulk_max_mb and max_in_flight must be at least 1");
+        }
+        if self.spool_max_mb == 0 {
+            bail!("shipping.spool_max_mb must be at least 1");
+        }
+        Ok(ShipperConfig {
+            max_batch_actions: self.bulk_max_actions,
+            max_batch_bytes: self.bulk_max_mb.saturating_mul(1 << 20),
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            max_in_flight: self.max_in_flight,
+            gzip,
+            ..ShipperConfig::default()
+        })
+    }
 }
 
 impl Default for ServeConfig {
@@ -47,6 +111,7 @@ impl Default for ServeConfig {
             geoip_db: None,
             es_url: None,
             namespace: "default".to_owned(),
+            shipping: ShippingConfig::default(),
             webhook: WebhookConfig::default(),
         }
     }
@@ -195,6 +260,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bail!("sweep_interval_seconds must be 1 to 10 (expired indicators leave within that time)");
     }
     let validated = config.webhook.validate()?;
+    let shipper_config = config.shipping.shipper_config()?;
     let settings = MappingSettings {
         geoip: config.geoip_db.as_ref().map(GeoIp::open).transpose()?,
         ..MappingSettings::default()
@@ -225,8 +291,20 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     agent_type: "ti-anomali",
                     version: env!("CARGO_PKG_VERSION"),
                 };
-                let store = EsLatestStore::new(client, names, false).with_identity(agent, "http_endpoint");
-                run(store, validated, settings, config.sweep_interval_seconds).await
+                let reader = EsLatestStore::new(client, names, false).with_identity(agent, "http_endpoint");
+                let spool_path = config.data_dir.join("es-spool.redb");
+                let spool = Spool::open(&spool_path, config.shipping.spool_max_mb.saturating_mul(1 << 20))?;
+                let dead_letter_path = config.shipping.dead_letter_file.clone().unwrap_or_else(|| config.data_dir.join("dead-letter.ndjson"));
+                let dead_letters = DeadLetterFile::open(&dead_letter_path)
+                    .with_context(|| format!("cannot open the dead letter file {}", dead_letter_path.display()))?;
+                tracing::info!(spool = %spool_path.display(), queued = spool.entries(), dead_letter_file = %dead_letter_path.display(), "spool open");
+                let store = ShippingStore::start(reader, spool, Arc::new(dead_letters), shipper_config);
+                let sink = run(store, validated, settings, config.sweep_interval_seconds).await?;
+                // What is not shipped within the grace stays in the spool for the next start.
+                sink.store().stop(Duration::from_secs(5)).await;
+                let left = sink.store().spool().entries();
+                tracing::info!(left_in_spool = left, "shipping stopped");
+                Ok(())
             }
             None => {
                 let options = EmbeddedOptions { source_retention_days: config.source_retention_days };
@@ -234,19 +312,20 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
                 tracing::info!(data_dir = %config.data_dir.display(), live = store.count().await?, "store open");
-                run(store, validated, settings, config.sweep_interval_seconds).await
+                run(store, validated, settings, config.sweep_interval_seconds).await?;
+                Ok(())
             }
         }
     })
 }
 
-/// Serves with `store` until SIGTERM or Ctrl-C.
+/// Serves with `store` until SIGTERM or Ctrl-C; gives the store back for its own shutdown.
 async fn run<S: LatestStore>(
     store: S,
     validated: anomali_agent_input::ValidatedConfig,
     settings: MappingSettings,
     sweep_interval_seconds: u64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<StoreSink<S>>> {
     let sink = Arc::new(StoreSink::new(store, EcsDocument::THREATSTREAM_DATASET));
     let server =
         WebhookServer::start_with_api(validated, settings, sink.clone(), sink.clone()).await?;
@@ -274,9 +353,8 @@ async fn run<S: LatestStore>(
     server.shutdown(Duration::from_secs(8)).await;
     sweeper.abort();
     let _ = sweeper.await;
-    drop(sink);
     tracing::info!("stopped");
-    Ok(())
+    Ok(sink)
 }
 
 /// Opens the store; while another process (a `lookup`) holds the file, retries for 5 s.

@@ -53,8 +53,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-const USAGE: &str =
-    "usage: cargo xtask <ci | conformance | e2e | es [--minutes N] | bench [criterion args] | load [--seconds N]>";
+const USAGE: &str = "usage: cargo xtask <ci | conformance | e2e | es [--minutes N] | bench [criterion args] | load [--seconds N]>";
 
 /// The load tests (loopback only, bounded in time and requests): the webhook alone, the webhook
 /// into the embedded store with durable commits (as `serve` runs), and the store at 1,000,000

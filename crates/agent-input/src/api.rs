@@ -169,6 +169,7 @@ impl<S: LatestStore> ReadApi for StoreSink<S> {
         text += &format!(
             "# HELP ti_indicators_live Live indicators in the latest store.\n# TYPE ti_indicators_live gauge\nti_indicators_live {live}\n"
         );
+        text += &self.store.metrics();
         text
     }
 }

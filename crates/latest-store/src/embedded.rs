@@ -356,6 +356,7 @@ impl Outcome {
             removed: self.removed,
             expired_on_arrival: self.expired_on_arrival,
             without_id: self.without_id,
+            queued: 0,
         }
     }
 }

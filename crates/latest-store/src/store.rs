@@ -24,6 +24,9 @@ pub struct ApplyReport {
     pub expired_on_arrival: u64,
     /// Documents without `anomali.threatstream.id`: kept in the source archive only.
     pub without_id: u64,
+    /// Documents queued durably for a backend that applies them later (a spool in front of
+    /// Elasticsearch); the counts above then stay zero for them.
+    pub queued: u64,
 }
 
 /// A live document as stored (with `labels.is_ioc_transform_source: "false"`).
@@ -38,7 +41,8 @@ pub struct LiveDocument {
 /// One live document per indicator, durable.
 ///
 /// Every method is safe to call from many tasks at once. `apply` returns only once the batch is
-/// durable (for the embedded backend: fsynced; for Elasticsearch: acknowledged).
+/// durable (for the embedded backend: fsynced; for Elasticsearch: acknowledged, or committed to
+/// the local spool that ships it later).
 pub trait LatestStore: Send + Sync + 'static {
     /// Keeps the source copy of every document and applies the "latest" rule (see the crate
     /// docs) to each, in order. `now` decides what is expired.
@@ -78,4 +82,9 @@ pub trait LatestStore: Send + Sync + 'static {
 
     /// Every stored key, in key order.
     fn keys(&self) -> impl Future<Output = Result<Vec<IndicatorKey>, StoreError>> + Send;
+
+    /// The backend's own metrics in the Prometheus text format (none by default).
+    fn metrics(&self) -> String {
+        String::new()
+    }
 }

@@ -3,7 +3,7 @@
 
 use elasticsearch::Elasticsearch;
 use elasticsearch::http::Method;
-use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use elasticsearch::http::headers::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
 use elasticsearch::http::transport::Transport;
 use serde_json::Value;
 
@@ -51,6 +51,25 @@ impl EsClient {
             .await
     }
 
+    /// Sends a `_bulk` body as it is, gzipped or not (then with `Content-Encoding: gzip`).
+    pub async fn bulk_body(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        gzip: bool,
+    ) -> Result<Answer, EsError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        if gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        self.send_with(Method::Post, path, Some(body), headers)
+            .await
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -60,6 +79,16 @@ impl EsClient {
     ) -> Result<Answer, EsError> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        self.send_with(method, path, body, headers).await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: HeaderMap,
+    ) -> Result<Answer, EsError> {
         let response = self
             .inner
             .send::<Vec<u8>, ()>(method, path, headers, None, body, None)

@@ -20,3 +20,23 @@ pub enum EsError {
         body: String,
     },
 }
+
+/// Why the spool did not take or give an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SpoolError {
+    /// The spool is at its size limit: Elasticsearch has not taken what is queued yet.
+    #[error("the spool is full ({bytes} of {limit} bytes queued for elasticsearch)")]
+    Full {
+        /// Bytes queued.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The spool's file failed.
+    #[error("spool: {0}")]
+    Database(String),
+    /// The spool is shutting down.
+    #[error("the spool is closed")]
+    Closed,
+}

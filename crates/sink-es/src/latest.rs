@@ -5,16 +5,14 @@
 //! expired indicators are deleted the same way. Redelivery is idempotent.
 
 use anomali_latest_store::{
-    ApplyReport, DocumentFacts, IndicatorKey, LatestStore, LiveDocument, StoreError,
-    normalise_lookup_value,
+    ApplyReport, IndicatorKey, LatestStore, LiveDocument, StoreError, normalise_lookup_value,
 };
-use anomali_model::{
-    AgentFields, DataStreamFields, DocumentRole, EcsDocument, InputFields, Timestamp,
-};
+use anomali_model::{AgentFields, EcsDocument};
 use chrono::{DateTime, Utc};
 use elasticsearch::http::Method;
 use serde_json::{Value, json};
 
+use crate::bulk::{self, ActionKind, ItemOutcome, ShipIdentity, document_id};
 use crate::client::EsClient;
 use crate::setup::status_error;
 
@@ -62,10 +60,6 @@ fn client_error(error: crate::error::EsError) -> StoreError {
     }
 }
 
-fn document_id(key: &IndicatorKey) -> String {
-    format!("{}:{}", key.dataset, key.id)
-}
-
 impl EsLatestStore {
     /// A store writing to `names` through `client`. `wait_for_refresh` makes every write visible
     /// to searches before it returns (for tests and lookups right after a push).
@@ -93,23 +87,20 @@ impl EsLatestStore {
         self
     }
 
-    /// What a shipped document carries besides the mapping's output.
-    fn ship_fields(
-        &self,
-        document: &mut EcsDocument,
-        dataset: &'static str,
-        ingested: Option<Timestamp>,
-    ) {
-        document.agent = self.agent.clone();
-        document.input = Some(InputFields {
+    /// The client.
+    pub fn client(&self) -> &EsClient {
+        &self.client
+    }
+
+    /// What shipped documents carry besides the mapping's output.
+    pub(crate) fn identity(&self) -> ShipIdentity {
+        ShipIdentity {
+            agent: self.agent.clone(),
             input_type: self.input_type,
-        });
-        document.data_stream = Some(DataStreamFields {
-            dataset,
             namespace: self.names.namespace.clone(),
-            stream_type: "logs",
-        });
-        document.event.ingested = ingested;
+            source: self.source.clone(),
+            latest_alias: self.names.latest_alias.clone(),
+        }
     }
 
     async fn search(&self, query: Value) -> Result<Vec<Value>, StoreError> {
@@ -161,50 +152,12 @@ impl LatestStore for EsLatestStore {
         documents: Vec<EcsDocument>,
         now: DateTime<Utc>,
     ) -> Result<ApplyReport, StoreError> {
-        // Formatted once per batch, not once per document.
-        let ingested =
-            Timestamp::parse_normalised(&now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
-        let mut body = Vec::with_capacity(documents.len() * 2600);
-        // For each latest action: whether it was a delete.
-        let mut latest_actions = Vec::new();
-        let mut report = ApplyReport::default();
-        for mut document in documents {
-            self.ship_fields(&mut document, dataset, ingested);
-            // Stamped in place for the source copy, then again as Latest for the live one.
-            document.stamp(dataset, DocumentRole::Source);
-            body.extend_from_slice(
-                json!({"create": {"_index": self.source}})
-                    .to_string()
-                    .as_bytes(),
-            );
-            body.push(b'\n');
-            document.write_json(&mut body);
-            body.push(b'\n');
-
-            let facts = DocumentFacts::of(dataset, &document);
-            let Some(key) = facts.key.clone() else {
-                report.without_id += 1;
-                continue;
-            };
-            let mut action = json!({"_index": self.names.latest_alias, "_id": document_id(&key)});
-            if let Some(version) = facts.update_id {
-                action["version"] = json!(version);
-                action["version_type"] = json!("external_gte");
-            }
-            if facts.is_live_at(now) {
-                let mut latest = document;
-                latest.stamp(dataset, DocumentRole::Latest);
-                body.extend_from_slice(json!({"index": action}).to_string().as_bytes());
-                body.push(b'\n');
-                latest.write_json(&mut body);
-                body.push(b'\n');
-                latest_actions.push(false);
-            } else {
-                body.extend_from_slice(json!({"delete": action}).to_string().as_bytes());
-                body.push(b'\n');
-                latest_actions.push(true);
-            }
-        }
+        let mut body = Vec::with_capacity(documents.len() * 5200);
+        let encoded = bulk::encode(&self.identity(), dataset, documents, now, None, &mut body);
+        let mut report = ApplyReport {
+            without_id: encoded.without_id,
+            ..ApplyReport::default()
+        };
         if body.is_empty() {
             return Ok(report);
         }
@@ -221,33 +174,32 @@ impl LatestStore for EsLatestStore {
             )));
         }
         let items = answer.body["items"].as_array().cloned().unwrap_or_default();
-        let mut latest_index = 0;
         for item in &items {
-            let (action, result) = match item.as_object().and_then(|o| o.iter().next()) {
-                Some((action, result)) => (action.as_str(), result),
-                None => continue,
+            let Some((action, result)) = item.as_object().and_then(|o| o.iter().next()) else {
+                continue;
             };
-            let status = result["status"].as_u64().unwrap_or(0);
-            if action == "create" {
-                if !(200..300).contains(&status) {
-                    return Err(store_error(format!(
-                        "source document refused ({status}): {}",
+            let kind = match action.as_str() {
+                "create" => ActionKind::Create,
+                "index" => ActionKind::Index,
+                _ => ActionKind::Delete,
+            };
+            let status = result["status"].as_u64().unwrap_or(0) as u16;
+            match (kind, bulk::classify(kind, status)) {
+                (ActionKind::Create, ItemOutcome::Done | ItemOutcome::AlreadyThere) => {}
+                (_, ItemOutcome::Older) => report.ignored_older += 1,
+                (ActionKind::Index, ItemOutcome::Done) if status == 201 => report.inserted += 1,
+                (ActionKind::Index, ItemOutcome::Done) => report.replaced += 1,
+                (ActionKind::Delete, ItemOutcome::Done) => report.removed += 1,
+                (_, ItemOutcome::NothingToDelete) => report.expired_on_arrival += 1,
+                (_, ItemOutcome::Retry) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "elasticsearch could not take a document now ({status}): {}",
                         result["error"]
                     )));
                 }
-                continue;
-            }
-            let was_delete = latest_actions.get(latest_index).copied().unwrap_or(false);
-            latest_index += 1;
-            match (was_delete, status) {
-                (_, 409) => report.ignored_older += 1,
-                (false, 201) => report.inserted += 1,
-                (false, 200) => report.replaced += 1,
-                (true, 200) => report.removed += 1,
-                (true, 404) => report.expired_on_arrival += 1,
-                (_, other) => {
+                _ => {
                     return Err(store_error(format!(
-                        "latest document refused ({other}): {}",
+                        "document refused ({status}): {}",
                         result["error"]
                     )));
                 }

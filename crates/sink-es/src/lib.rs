@@ -15,15 +15,27 @@
 //! passing the shared behaviour suite in the e2e tests). Not yet: batching, retries with
 //! backoff, the dead-letter file, the spool, the index upgrade path, `serve --es-url`.
 
+mod bulk;
 mod capabilities;
 mod client;
+mod dead_letter;
 mod error;
 mod latest;
+mod retry;
+mod service;
 mod setup;
+mod shipping;
+mod spool;
 pub mod templates;
 
+pub use bulk::{ActionKind, ItemOutcome, RequestOutcome, classify, classify_request};
 pub use capabilities::Capabilities;
 pub use client::{Answer, EsClient};
-pub use error::EsError;
+pub use dead_letter::{DeadLetter, DeadLetterFile};
+pub use error::{EsError, SpoolError};
 pub use latest::{EsLatestStore, IndexNames};
+pub use retry::Backoff;
+pub use service::{Shipper, ShipperConfig, ShipperCounters};
 pub use setup::{detect_capabilities, ensure_setup};
+pub use shipping::ShippingStore;
+pub use spool::{Spool, SpoolEntry};
