@@ -11,19 +11,24 @@
 //!
 //! Done so far: the templates and the latest index's body with their field types
 //! ([`templates`]), downgraded for clusters that lack a field type or ILM ([`Capabilities`]);
-//! capability detection and idempotent setup; the `LatestStore` backend ([`EsLatestStore`],
-//! passing the shared behaviour suite in the e2e tests). Not yet: batching, retries with
+//! capability detection and idempotent setup; connection settings ([`EsConnection`]: nodes or
+//! cloud id, basic / API key / bearer credentials, a CA file or a pinned CA fingerprint); the
+//! `LatestStore` backend ([`EsLatestStore`], passing the shared behaviour suite in the e2e
+//! tests). Not yet: batching, retries with
 //! backoff, the dead-letter file, the spool, the index upgrade path, `serve --es-url`.
 
 mod capabilities;
 mod client;
+mod config;
 mod error;
 mod latest;
+mod pin;
 mod setup;
 pub mod templates;
 
 pub use capabilities::Capabilities;
 pub use client::{Answer, EsClient};
+pub use config::{EsConnection, VerificationMode, cloud_id_url};
 pub use error::EsError;
 pub use latest::{EsLatestStore, IndexNames};
 pub use setup::{detect_capabilities, ensure_setup};
