@@ -19,6 +19,15 @@ pub enum EsError {
         /// The answer (truncated).
         body: String,
     },
+    /// A connection setting is wrong, contradicts another, or does not match the server (a
+    /// `ca_fingerprint` no presented certificate has).
+    #[error("elasticsearch setting {key}: {reason}")]
+    Config {
+        /// The YAML key at fault, as written in the configuration.
+        key: String,
+        /// What is wrong, lowercase.
+        reason: String,
+    },
 }
 
 /// Why the spool did not take or give an entry.

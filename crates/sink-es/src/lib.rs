@@ -11,16 +11,20 @@
 //!
 //! Done so far: the templates and the latest index's body with their field types
 //! ([`templates`]), downgraded for clusters that lack a field type or ILM ([`Capabilities`]);
-//! capability detection and idempotent setup; the `LatestStore` backend ([`EsLatestStore`],
-//! passing the shared behaviour suite in the e2e tests). Not yet: batching, retries with
+//! capability detection and idempotent setup; connection settings ([`EsConnection`]: nodes or
+//! cloud id, basic / API key / bearer credentials, a CA file or a pinned CA fingerprint); the
+//! `LatestStore` backend ([`EsLatestStore`], passing the shared behaviour suite in the e2e
+//! tests). Not yet: batching, retries with
 //! backoff, the dead-letter file, the spool, the index upgrade path, `serve --es-url`.
 
 mod bulk;
 mod capabilities;
 mod client;
+mod config;
 mod dead_letter;
 mod error;
 mod latest;
+mod pin;
 mod retry;
 mod service;
 mod setup;
@@ -31,6 +35,7 @@ pub mod templates;
 pub use bulk::{ActionKind, ItemOutcome, RequestOutcome, classify, classify_request};
 pub use capabilities::Capabilities;
 pub use client::{Answer, EsClient};
+pub use config::{EsConnection, VerificationMode, cloud_id_url};
 pub use dead_letter::{DeadLetter, DeadLetterFile};
 pub use error::{EsError, SpoolError};
 pub use latest::{EsLatestStore, IndexNames};
