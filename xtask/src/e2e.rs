@@ -89,7 +89,22 @@ fn run_tests(url: &str, restart_script: Option<&Path>) -> anyhow::Result<()> {
         "--test-threads=1",
     ]);
     with_cluster(&mut crate_tests);
-    run_command(&mut crate_tests)
+    run_command(&mut crate_tests)?;
+    // The index layout: the latest index upgrade and self-managed source retention.
+    let mut layout_tests = Command::new("cargo");
+    layout_tests.args([
+        "test",
+        "-p",
+        "integration-tests",
+        "--features",
+        "e2e",
+        "--test",
+        "e2e_layout",
+        "--",
+        "--test-threads=1",
+    ]);
+    with_cluster(&mut layout_tests);
+    run_command(&mut layout_tests)
 }
 
 struct LocalCluster {

@@ -1,21 +1,20 @@
-//! Elasticsearch sink: **in progress** (issue "sink-es and `cargo xtask e2e`").
+//! Elasticsearch sink: the production target of `ti-anomali serve --es-url`.
 //!
 //! Contract:
-//! - Input: ECS documents from the mapping crate, each with its dataset and namespace.
-//! - Output: the source data stream `logs-ti_anomali.threatstream-<namespace>` (`create`), and the
-//!   latest index `logs-ti_anomali_latest.threatstream-2` behind the alias
-//!   `logs-ti_anomali_latest.threatstream` (`index` with an `_id` derived from dataset and
-//!   indicator id; `delete` for deleted or expired indicators), so redelivery is idempotent.
-//! - Guarantees: at-least-once (acknowledged by Elasticsearch or kept in a local spool), per-item
-//!   bulk results classified into retried and dead-lettered, never silently dropped.
-//!
-//! Done so far: the templates and the latest index's body with their field types
-//! ([`templates`]), downgraded for clusters that lack a field type or ILM ([`Capabilities`]);
-//! capability detection and idempotent setup; connection settings ([`EsConnection`]: nodes or
-//! cloud id, basic / API key / bearer credentials, a CA file or a pinned CA fingerprint); the
-//! `LatestStore` backend ([`EsLatestStore`], passing the shared behaviour suite in the e2e
-//! tests). Not yet: batching, retries with
-//! backoff, the dead-letter file, the spool, the index upgrade path, `serve --es-url`.
+//! - Input: ECS documents from the mapping crate, one push at a time, with dataset and namespace.
+//! - Output: the source data stream `logs-ti_anomali.threatstream-<namespace>` (`create`, `_id`
+//!   fixed when spooled), and the latest index `logs-ti_anomali_latest.threatstream-2` behind the
+//!   alias `logs-ti_anomali_latest.threatstream` (`index` under `_id` `dataset:id`, versioned by
+//!   `update_id`; `delete` for deleted or expired indicators): redelivery is idempotent.
+//! - Delivery: a push is committed to the local [`Spool`] before the webhook answers 200 and
+//!   leaves it only once Elasticsearch answered each item: applied, or refused for good and
+//!   written to the [`DeadLetterFile`]. At least once; a full spool refuses (503).
+//! - "Latest": per indicator, the highest `update_id` Elasticsearch has seen, unless it is
+//!   deleted or its `deleted_at` has passed (the sweeper removes those at every interval).
+//! - Setup at start, idempotent: templates typed as the reference ([`templates`]), downgraded
+//!   to what the cluster offers ([`Capabilities`]); older latest index versions folded into the
+//!   current one ([`upgrade_latest_index`]); source retention by ILM, the data stream lifecycle,
+//!   or itself ([`retention_mode`]). Connections: [`EsConnection`] (auth, TLS, cloud id).
 
 mod bulk;
 mod capabilities;
@@ -25,12 +24,14 @@ mod dead_letter;
 mod error;
 mod latest;
 mod pin;
+mod retention;
 mod retry;
 mod service;
 mod setup;
 mod shipping;
 mod spool;
 pub mod templates;
+mod upgrade;
 
 pub use bulk::{ActionKind, ItemOutcome, RequestOutcome, classify, classify_request};
 pub use capabilities::Capabilities;
@@ -39,8 +40,14 @@ pub use config::{EsConnection, VerificationMode, cloud_id_url};
 pub use dead_letter::{DeadLetter, DeadLetterFile};
 pub use error::{EsError, SpoolError};
 pub use latest::{EsLatestStore, IndexNames};
+pub use retention::{
+    BackingIndex, DEFAULT_SOURCE_RETENTION_DAYS, RetentionMode, RetentionReport,
+    SELF_MANAGED_ROLLOVER_AGE_HOURS, apply_source_retention, enforce_source_retention,
+    indices_past_retention, retention_mode, write_index_due,
+};
 pub use retry::Backoff;
 pub use service::{Shipper, ShipperConfig, ShipperCounters};
 pub use setup::{detect_capabilities, ensure_setup};
 pub use shipping::ShippingStore;
 pub use spool::{Spool, SpoolEntry};
+pub use upgrade::{UpgradeReport, upgrade_latest_index};

@@ -7,6 +7,7 @@ use crate::capabilities::Capabilities;
 use crate::client::EsClient;
 use crate::error::EsError;
 use crate::templates::{self, SOURCE_POLICY, SOURCE_TEMPLATE};
+use crate::upgrade::alias_holders;
 
 /// Reads the modules every node has and turns them into [`Capabilities`].
 pub async fn detect_capabilities(client: &EsClient) -> Result<Capabilities, EsError> {
@@ -54,7 +55,10 @@ pub async fn detect_capabilities(client: &EsClient) -> Result<Capabilities, EsEr
 }
 
 /// Writes the ILM policy (when the cluster has ILM), the source template, and creates the latest
-/// index with its alias when it does not exist. Safe to run at every start.
+/// index with its alias when it does not exist. Safe to run at every start. When another index
+/// is the alias's explicit write index (an older version), the latest index is created without
+/// the alias: Elasticsearch refuses two write indices, and
+/// [`upgrade_latest_index`](crate::upgrade_latest_index) moves the alias after copying.
 pub async fn ensure_setup(
     client: &EsClient,
     capabilities: Capabilities,
@@ -84,7 +88,15 @@ pub async fn ensure_setup(
         .await?;
     if exists.status == 404 {
         let mut body = templates::latest_index(capabilities);
-        body["aliases"] = serde_json::json!({ latest_alias: {"is_write_index": true} });
+        let other_writer = alias_holders(client, latest_alias)
+            .await?
+            .iter()
+            .any(|holder| holder.index != latest_index && holder.is_write_index);
+        body["aliases"] = if other_writer {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({ latest_alias: {"is_write_index": true} })
+        };
         let answer = client
             .json(Method::Put, &format!("/{latest_index}"), Some(&body))
             .await?;
