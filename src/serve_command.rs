@@ -14,8 +14,9 @@ use anomali_mapping::{GeoIp, MappingSettings};
 use anomali_model::{AgentFields, EcsDocument};
 use anomali_sink_es::templates::{LATEST_ALIAS, LATEST_INDEX};
 use anomali_sink_es::{
-    DeadLetterFile, EsClient, EsLatestStore, IndexNames, ShipperConfig, ShippingStore, Spool,
-    detect_capabilities, ensure_setup,
+    DeadLetterFile, EsClient, EsConnection, EsLatestStore, IndexNames, RetentionMode,
+    ShipperConfig, ShippingStore, Spool, apply_source_retention, detect_capabilities,
+    enforce_source_retention, ensure_setup, upgrade_latest_index,
 };
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -33,8 +34,12 @@ struct ServeConfig {
     sweep_interval_seconds: u64,
     /// A MaxMind City database for GeoIP. By default, none.
     geoip_db: Option<PathBuf>,
-    /// Ship to this Elasticsearch instead of the embedded store. By default, none.
+    /// Ship to this Elasticsearch instead of the embedded store (shorthand for
+    /// `elasticsearch.url`). By default, none.
     es_url: Option<String>,
+    /// The Elasticsearch connection: `url`/`hosts`/`cloud_id`, credentials, TLS. When set,
+    /// `serve` ships there instead of the embedded store.
+    elasticsearch: Option<EsConnection>,
     /// The namespace of the source data stream. By default, `default`.
     namespace: String,
     /// How pushes are spooled and shipped to Elasticsearch.
@@ -57,7 +62,8 @@ struct ShippingConfig {
     flush_interval_ms: u64,
     /// Most bulk requests in flight at once. By default, 2.
     max_in_flight: usize,
-    /// `gzip` or `none` for request bodies. By default, `gzip`.
+    /// `gzip`, `none`, or `auto`: gzip unless every node is on loopback (where bytes are free
+    /// and compressing only takes CPU from the cluster). By default, `auto`.
     compression: String,
     /// Where refused documents go. By default, `<data_dir>/dead-letter.ndjson`.
     dead_letter_file: Option<PathBuf>,
@@ -72,18 +78,19 @@ impl Default for ShippingConfig {
             bulk_max_mb: bulk.max_batch_bytes >> 20,
             flush_interval_ms: bulk.flush_interval.as_millis() as u64,
             max_in_flight: bulk.max_in_flight,
-            compression: "gzip".to_owned(),
+            compression: "auto".to_owned(),
             dead_letter_file: None,
         }
     }
 }
 
 impl ShippingConfig {
-    fn shipper_config(&self) -> anyhow::Result<ShipperConfig> {
+    fn shipper_config(&self, loopback: bool) -> anyhow::Result<ShipperConfig> {
         let gzip = match self.compression.as_str() {
             "gzip" => true,
             "none" => false,
-            other => bail!("shipping.compression: {other:?} is neither gzip nor none"),
+            "auto" => !loopback,
+            other => bail!("shipping.compression: {other:?} is not gzip, none or auto"),
         };
         if self.bulk_max_actions == 0 || self.bulk_max_mb == 0 || self.max_in_flight == 0 {
             bail!("shipping: bulk_max_actions, bulk_max_mb and max_in_flight must be at least 1");
@@ -110,6 +117,7 @@ impl Default for ServeConfig {
             sweep_interval_seconds: 5,
             geoip_db: None,
             es_url: None,
+            elasticsearch: None,
             namespace: "default".to_owned(),
             shipping: ShippingConfig::default(),
             webhook: WebhookConfig::default(),
@@ -253,14 +261,37 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.geoip_db.is_some() {
         config.geoip_db = args.geoip_db;
     }
-    if args.es_url.is_some() {
-        config.es_url = args.es_url;
+    if let Some(url) = args.es_url {
+        // The flag wins over the file, keeping the file's credentials and TLS settings.
+        match &mut config.elasticsearch {
+            Some(connection) => {
+                connection.url = Some(url);
+                connection.hosts.clear();
+                connection.cloud_id = None;
+            }
+            None => config.es_url = Some(url),
+        }
+    }
+    if config.source_retention_days == 0 {
+        bail!("source_retention_days must be at least 1");
+    }
+    let connection = match (config.es_url.take(), config.elasticsearch.take()) {
+        (Some(_), Some(_)) => bail!("give es_url or elasticsearch.url, not both"),
+        (Some(url), None) => Some(EsConnection::from_url(url)),
+        (None, connection) => connection,
+    };
+    if let Some(connection) = &connection {
+        connection.validate()?;
     }
     if config.sweep_interval_seconds == 0 || config.sweep_interval_seconds > 10 {
         bail!("sweep_interval_seconds must be 1 to 10 (expired indicators leave within that time)");
     }
     let validated = config.webhook.validate()?;
-    let shipper_config = config.shipping.shipper_config()?;
+    let loopback = connection
+        .as_ref()
+        .and_then(|c| c.node_urls().ok())
+        .is_some_and(|urls| urls.iter().all(|url| is_loopback(url)));
+    let shipper_config = config.shipping.shipper_config(loopback)?;
     let settings = MappingSettings {
         geoip: config.geoip_db.as_ref().map(GeoIp::open).transpose()?,
         ..MappingSettings::default()
@@ -270,19 +301,29 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        match &config.es_url {
-            Some(url) => {
-                let client = EsClient::single_node(url)?;
+        match &connection {
+            Some(connection) => {
+                let client = EsClient::connect(connection).await?;
                 let capabilities = detect_capabilities(&client)
                     .await
-                    .with_context(|| format!("cannot reach Elasticsearch at {url}"))?;
+                    .context("cannot reach Elasticsearch")?;
                 tracing::info!(?capabilities, "elasticsearch: what the cluster offers");
                 ensure_setup(&client, capabilities, LATEST_INDEX, LATEST_ALIAS).await?;
+                let upgrade = upgrade_latest_index(&client, LATEST_ALIAS, LATEST_INDEX).await?;
+                if !upgrade.is_noop() {
+                    tracing::info!(?upgrade, "older latest index versions folded into {LATEST_INDEX}");
+                }
                 let names = IndexNames {
                     namespace: config.namespace.clone(),
                     latest_alias: LATEST_ALIAS.to_owned(),
                 };
                 tracing::info!(source = %names.source(), latest = LATEST_ALIAS, "shipping to Elasticsearch");
+                let retention = chrono::Duration::days(i64::from(config.source_retention_days));
+                let mode = apply_source_retention(&client, &capabilities, &names.source(), retention).await?;
+                tracing::info!(?mode, days = config.source_retention_days, "source retention");
+                let retention_task = (mode == RetentionMode::SelfManaged).then(|| {
+                    tokio::spawn(self_managed_retention(client.clone(), names.source(), retention))
+                });
                 let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".to_owned());
                 let agent = AgentFields {
                     // Stable per host and data folder, so dashboards group one installation.
@@ -301,6 +342,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 let store = ShippingStore::start(reader, spool, Arc::new(dead_letters), shipper_config);
                 let sink = run(store, validated, settings, config.sweep_interval_seconds).await?;
                 // What is not shipped within the grace stays in the spool for the next start.
+                if let Some(task) = retention_task {
+                    task.abort();
+                }
                 sink.store().stop(Duration::from_secs(5)).await;
                 let left = sink.store().spool().entries();
                 tracing::info!(left_in_spool = left, "shipping stopped");
@@ -355,6 +399,42 @@ async fn run<S: LatestStore>(
     let _ = sweeper.await;
     tracing::info!("stopped");
     Ok(sink)
+}
+
+/// Whether a node URL names this machine.
+fn is_loopback(url: &str) -> bool {
+    let Ok(url) = url.parse::<reqwest::Url>() else {
+        return false;
+    };
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+/// Deletes source backing indices past the retention, hourly (the cluster has neither ILM nor
+/// the data stream lifecycle).
+async fn self_managed_retention(
+    client: EsClient,
+    data_stream: String,
+    retention: chrono::Duration,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        ticks.tick().await;
+        match enforce_source_retention(&client, &data_stream, retention, chrono::Utc::now()).await {
+            Ok(report) if !report.deleted.is_empty() || report.rolled_over_to.is_some() => {
+                tracing::info!(?report, "source retention applied");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "source retention failed; next try in an hour"),
+        }
+    }
 }
 
 /// Opens the store; while another process (a `lookup`) holds the file, retries for 5 s.

@@ -264,7 +264,7 @@ fn the_sample_log_lands_in_the_source_stream_and_the_latest_index() {
     );
     let source_mapping = es(
         reqwest::Method::GET,
-        "/logs-ti_anomali.threatstream-e2eserve/_mapping",
+        &format!("/logs-ti_anomali.threatstream-{}/_mapping", ns("e2eserve")),
         None,
     );
     let backing = source_mapping.as_object().unwrap().values().next().unwrap();

@@ -34,9 +34,21 @@ pub(crate) fn run() -> anyhow::Result<()> {
     result
 }
 
+/// Runs `work` with a cluster's URL: `ES_URL` when set, else a cluster started (and stopped)
+/// here.
+pub(crate) fn with_cluster(work: impl FnOnce(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Ok(url) = std::env::var("ES_URL") {
+        return work(&url);
+    }
+    let cluster = LocalCluster::start()?;
+    let result = work(&cluster.url);
+    cluster.stop();
+    result
+}
+
 /// `cargo xtask es [--minutes N]`: a cluster for development, as e2e starts it, kept for N
-/// minutes (default 60) or until this process is stopped with Ctrl-C (then stop it with
-/// `pkill -u ti-es` when running as root). Prints its URL.
+/// minutes (default 60) or until this process is stopped with Ctrl-C (then stop it by the pid
+/// in its run folder's `elasticsearch.pid`). Prints its URL.
 pub(crate) fn dev_cluster(minutes: u64) -> anyhow::Result<()> {
     let cluster = LocalCluster::start()?;
     eprintln!(
@@ -261,12 +273,8 @@ impl LocalCluster {
         if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
             let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
         }
-        // The runuser child may leave the JVM behind: stop whatever runs as the test user.
-        if is_root() {
-            let _ = Command::new("pkill")
-                .args(["-KILL", "-u", ES_USER])
-                .status();
-        }
+        // Only this run's cluster, by its pid file: another cluster of the same user (a
+        // development one, a parallel run) stays up.
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
 }

@@ -4,7 +4,9 @@
 //! - `conformance`: maps the upstream corpus in `../shared/conformance/ti_anomali` with the real
 //!   `ti-anomali map` and compares the result with the expected documents (must be 100/100).
 //! - `bench`: the criterion mapping benchmark, then indicators/s, MB/s and the ratio b/a.
-//! - `load`: the webhook under signed NDJSON batches of 1, 100 and 1000 indicators (loopback).
+//! - `load`: the webhook under signed NDJSON batches of 1, 100 and 1000 indicators (loopback);
+//!   `load --es [--pushes N]`: end to end into Elasticsearch beside raw `_bulk` of the same
+//!   documents (ES_URL, or a cluster started as for e2e).
 //! - `e2e`: end-to-end tests against a real Elasticsearch (ES_URL, or one fetched from Maven
 //!   Central and started on loopback).
 //! - `es`: that same cluster for development, kept for `--minutes N`; prints its URL.
@@ -53,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <ci | conformance | e2e | es [--minutes N] | bench [criterion args] | load [--seconds N]>";
+const USAGE: &str = "usage: cargo xtask <ci | conformance | e2e | es [--minutes N] | bench [criterion args] | load [--seconds N | --es [--pushes N]]>";
 
 /// The load tests (loopback only, bounded in time and requests): the webhook alone, the webhook
 /// into the embedded store with durable commits (as `serve` runs), and the store at 1,000,000
@@ -74,6 +76,12 @@ fn load(args: &[String]) -> anyhow::Result<()> {
         ]);
         command
     };
+    if args.first().map(String::as_str) == Some("--es") {
+        // End to end into Elasticsearch beside raw _bulk: ES_URL, or a cluster started here.
+        return e2e::with_cluster(|url| {
+            run_command(cargo_run("es-load").args(&args[1..]).env("ES_URL", url))
+        });
+    }
     run_command(cargo_run("webhook-load").args(args))?;
     let store_dir = std::env::temp_dir().join(format!("ti-anomali-load-{}", std::process::id()));
     let result = run_command(
@@ -93,6 +101,17 @@ fn ci(root: &Path) -> anyhow::Result<()> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The e2e test files only build with their features: lint them too.
+    run_command(Command::new("cargo").args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--features",
+        "ti-anomali/e2e,integration-tests/e2e",
         "--",
         "-D",
         "warnings",

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 /// What a shipped document carries besides the mapping's output.
 #[derive(Debug, Clone)]
-pub(crate) struct ShipIdentity {
+pub struct ShipIdentity {
     /// This program's identity under `agent.*`.
     pub agent: Option<AgentFields>,
     /// `input.type`, such as `http_endpoint`.
@@ -31,7 +31,7 @@ pub(crate) struct ShipIdentity {
 
 /// Counts of one encoded batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Encoded {
+pub struct Encoded {
     /// Documents without `anomali.threatstream.id`: a source copy only.
     pub without_id: u64,
 }
@@ -44,7 +44,7 @@ pub(crate) fn document_id(key: &IndicatorKey) -> String {
 /// Appends the actions for `documents` to `body`. `source_ids` names the source copies
 /// (`<prefix>-<n>`) so that a replay of the same body creates nothing twice; `None` lets
 /// Elasticsearch choose.
-pub(crate) fn encode(
+pub fn encode_actions(
     identity: &ShipIdentity,
     dataset: &'static str,
     documents: Vec<EcsDocument>,
@@ -182,7 +182,7 @@ impl Iterator for LineRanges<'_> {
     type Item = Range<usize>;
     fn next(&mut self) -> Option<Range<usize>> {
         let rest = self.body.get(self.at..)?;
-        let length = rest.iter().position(|&b| b == b'\n')?;
+        let length = memchr::memchr(b'\n', rest)?;
         let range = self.at..self.at + length;
         self.at += length + 1;
         Some(range)

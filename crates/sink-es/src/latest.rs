@@ -93,7 +93,7 @@ impl EsLatestStore {
     }
 
     /// What shipped documents carry besides the mapping's output.
-    pub(crate) fn identity(&self) -> ShipIdentity {
+    pub fn identity(&self) -> ShipIdentity {
         ShipIdentity {
             agent: self.agent.clone(),
             input_type: self.input_type,
@@ -153,7 +153,8 @@ impl LatestStore for EsLatestStore {
         now: DateTime<Utc>,
     ) -> Result<ApplyReport, StoreError> {
         let mut body = Vec::with_capacity(documents.len() * 5200);
-        let encoded = bulk::encode(&self.identity(), dataset, documents, now, None, &mut body);
+        let encoded =
+            bulk::encode_actions(&self.identity(), dataset, documents, now, None, &mut body);
         let mut report = ApplyReport {
             without_id: encoded.without_id,
             ..ApplyReport::default()

@@ -33,7 +33,10 @@ mod spool;
 pub mod templates;
 mod upgrade;
 
-pub use bulk::{ActionKind, ItemOutcome, RequestOutcome, classify, classify_request};
+pub use bulk::{
+    ActionKind, Encoded, ItemOutcome, RequestOutcome, ShipIdentity, classify, classify_request,
+    encode_actions,
+};
 pub use capabilities::Capabilities;
 pub use client::{Answer, EsClient};
 pub use config::{EsConnection, VerificationMode, cloud_id_url};

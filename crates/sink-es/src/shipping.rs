@@ -99,7 +99,7 @@ impl LatestStore for ShippingStore {
         let (body, encoded) = tokio::task::spawn_blocking(move || {
             let mut body = Vec::with_capacity(documents.len() * 5200);
             let encoded =
-                bulk::encode(&identity, dataset, documents, now, Some(&prefix), &mut body);
+                bulk::encode_actions(&identity, dataset, documents, now, Some(&prefix), &mut body);
             (body, encoded)
         })
         .await
