@@ -14,8 +14,8 @@ use anomali_mapping::{GeoIp, MappingSettings};
 use anomali_model::{AgentFields, EcsDocument};
 use anomali_sink_es::templates::{LATEST_ALIAS, LATEST_INDEX};
 use anomali_sink_es::{
-    DeadLetterFile, EsClient, EsConnection, EsLatestStore, IndexNames, RetentionMode,
-    ShipperConfig, ShippingStore, Spool, apply_source_retention, detect_capabilities,
+    Backoff, DeadLetterFile, EsClient, EsConnection, EsLatestStore, IndexNames, RetentionMode,
+    ShipIdentity, ShipperConfig, ShippingStore, Spool, apply_source_retention, detect_capabilities,
     enforce_source_retention, ensure_setup, upgrade_latest_index,
 };
 use anyhow::{Context, bail};
@@ -25,7 +25,7 @@ use serde::Deserialize;
 /// store's settings.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct ServeConfig {
+pub(crate) struct ServeConfig {
     /// Where the store and the source archive live. By default, `./data`.
     data_dir: PathBuf,
     /// Days of source segments to keep. By default, 5.
@@ -203,7 +203,15 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<ServeConfig> {
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_saphyr::from_str(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+    serde_saphyr::from_str(&text).map_err(|error| {
+        // The YAML library's message starts with its own "error:"; ours already says it.
+        let message = error.to_string();
+        let message = message
+            .strip_prefix("error: ")
+            .unwrap_or(&message)
+            .to_owned();
+        anyhow::anyhow!("{}: {message}", path.display())
+    })
 }
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -272,6 +280,37 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => config.es_url = Some(url),
         }
     }
+    let prepared = prepare(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (status, _) = tokio::sync::watch::channel(PipelineStatus::Starting);
+    runtime.block_on(run_prepared(prepared, wait_for_stop_signal(), status))
+}
+
+/// A configuration checked and ready to run.
+pub(crate) struct Prepared {
+    config: ServeConfig,
+    connection: Option<EsConnection>,
+    validated: anomali_agent_input::ValidatedConfig,
+    shipper_config: ShipperConfig,
+    settings: MappingSettings,
+}
+
+/// What the running pipeline reports (to Elastic Agent, in `agent` mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PipelineStatus {
+    /// Setting up (connecting, templates, opening the store).
+    Starting,
+    /// Serving, and the target takes what it is given.
+    Healthy(String),
+    /// Serving, but the target fails or refuses documents: the reason.
+    Degraded(String),
+}
+
+/// Checks a configuration without side effects beyond opening the GeoIP database; errors name
+/// the key.
+pub(crate) fn prepare(mut config: ServeConfig) -> anyhow::Result<Prepared> {
     if config.source_retention_days == 0 {
         bail!("source_retention_days must be at least 1");
     }
@@ -297,70 +336,125 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..MappingSettings::default()
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    Ok(Prepared {
+        config,
+        connection,
+        validated,
+        shipper_config,
+        settings,
+    })
+}
+
+/// Runs a prepared pipeline until `stop` resolves, reporting its status on `status`.
+pub(crate) async fn run_prepared(
+    prepared: Prepared,
+    stop: impl Future<Output = ()> + Send,
+    status: tokio::sync::watch::Sender<PipelineStatus>,
+) -> anyhow::Result<()> {
+    let Prepared {
+        config,
+        connection,
+        validated,
+        shipper_config,
+        settings,
+    } = prepared;
+    {
         match &connection {
             Some(connection) => {
-                let client = EsClient::connect(connection).await?;
-                let capabilities = detect_capabilities(&client)
-                    .await
-                    .context("cannot reach Elasticsearch")?;
-                tracing::info!(?capabilities, "elasticsearch: what the cluster offers");
-                ensure_setup(&client, capabilities, LATEST_INDEX, LATEST_ALIAS).await?;
-                let upgrade = upgrade_latest_index(&client, LATEST_ALIAS, LATEST_INDEX).await?;
-                if !upgrade.is_noop() {
-                    tracing::info!(?upgrade, "older latest index versions folded into {LATEST_INDEX}");
-                }
                 let names = IndexNames {
                     namespace: config.namespace.clone(),
                     latest_alias: LATEST_ALIAS.to_owned(),
                 };
-                tracing::info!(source = %names.source(), latest = LATEST_ALIAS, "shipping to Elasticsearch");
-                let retention = chrono::Duration::days(i64::from(config.source_retention_days));
-                let mode = apply_source_retention(&client, &capabilities, &names.source(), retention).await?;
-                tracing::info!(?mode, days = config.source_retention_days, "source retention");
-                let retention_task = (mode == RetentionMode::SelfManaged).then(|| {
-                    tokio::spawn(self_managed_retention(client.clone(), names.source(), retention))
-                });
-                let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".to_owned());
+                let host = std::env::var("HOSTNAME")
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".to_owned());
                 let agent = AgentFields {
-                    // Stable per host and data folder, so dashboards group one installation.
+                    // Stable per host, so dashboards group one installation.
                     id: format!("ti-anomali-{host}"),
                     name: host,
                     agent_type: "ti-anomali",
                     version: env!("CARGO_PKG_VERSION"),
                 };
-                let reader = EsLatestStore::new(client, names, false).with_identity(agent, "http_endpoint");
                 let spool_path = config.data_dir.join("es-spool.redb");
-                let spool = Spool::open(&spool_path, config.shipping.spool_max_mb.saturating_mul(1 << 20))?;
-                let dead_letter_path = config.shipping.dead_letter_file.clone().unwrap_or_else(|| config.data_dir.join("dead-letter.ndjson"));
-                let dead_letters = DeadLetterFile::open(&dead_letter_path)
-                    .with_context(|| format!("cannot open the dead letter file {}", dead_letter_path.display()))?;
+                let spool = open_spool_waiting(
+                    &spool_path,
+                    config.shipping.spool_max_mb.saturating_mul(1 << 20),
+                )
+                .await?;
+                let dead_letter_path = config
+                    .shipping
+                    .dead_letter_file
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("dead-letter.ndjson"));
+                let dead_letters = DeadLetterFile::open(&dead_letter_path).with_context(|| {
+                    format!(
+                        "cannot open the dead letter file {}",
+                        dead_letter_path.display()
+                    )
+                })?;
                 tracing::info!(spool = %spool_path.display(), queued = spool.entries(), dead_letter_file = %dead_letter_path.display(), "spool open");
-                let store = ShippingStore::start(reader, spool, Arc::new(dead_letters), shipper_config);
-                let sink = run(store, validated, settings, config.sweep_interval_seconds).await?;
+                let identity = ShipIdentity::new(&names, Some(agent.clone()), "http_endpoint");
+                let store = ShippingStore::new(identity, spool);
+                // The webhook takes pushes into the spool at once; shipping starts when the
+                // cluster answers and is set up (retried until then).
+                let client_slot = Arc::new(std::sync::OnceLock::new());
+                let setup = tokio::spawn(connect_when_ready(ConnectPlan {
+                    store: store.clone(),
+                    connection: connection.clone(),
+                    names,
+                    agent,
+                    dead_letters: Arc::new(dead_letters),
+                    shipper_config,
+                    retention_days: config.source_retention_days,
+                    client_slot: client_slot.clone(),
+                }));
+                let monitor = tokio::spawn(monitor_shipping(
+                    store.counters_handle(),
+                    client_slot,
+                    status,
+                ));
+                let sink = run(
+                    store.clone(),
+                    validated,
+                    settings,
+                    config.sweep_interval_seconds,
+                    stop,
+                )
+                .await;
+                monitor.abort();
+                setup.abort();
                 // What is not shipped within the grace stays in the spool for the next start.
-                if let Some(task) = retention_task {
-                    task.abort();
-                }
-                sink.store().stop(Duration::from_secs(5)).await;
-                let left = sink.store().spool().entries();
+                store.stop(Duration::from_secs(5)).await;
+                let left = store.spool().entries();
                 tracing::info!(left_in_spool = left, "shipping stopped");
-                Ok(())
+                sink.map(drop)
             }
             None => {
-                let options = EmbeddedOptions { source_retention_days: config.source_retention_days };
+                let options = EmbeddedOptions {
+                    source_retention_days: config.source_retention_days,
+                };
                 let store = open_store_waiting(&config.data_dir, options)
                     .await
-                    .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+                    .with_context(|| {
+                        format!("cannot open the store in {}", config.data_dir.display())
+                    })?;
                 tracing::info!(data_dir = %config.data_dir.display(), live = store.count().await?, "store open");
-                run(store, validated, settings, config.sweep_interval_seconds).await?;
+                status.send_replace(PipelineStatus::Healthy(
+                    "serving on the embedded store".to_owned(),
+                ));
+                run(
+                    store,
+                    validated,
+                    settings,
+                    config.sweep_interval_seconds,
+                    stop,
+                )
+                .await?;
                 Ok(())
             }
         }
-    })
+    }
 }
 
 /// Serves with `store` until SIGTERM or Ctrl-C; gives the store back for its own shutdown.
@@ -369,6 +463,7 @@ async fn run<S: LatestStore>(
     validated: anomali_agent_input::ValidatedConfig,
     settings: MappingSettings,
     sweep_interval_seconds: u64,
+    stop: impl Future<Output = ()>,
 ) -> anyhow::Result<Arc<StoreSink<S>>> {
     let sink = Arc::new(StoreSink::new(store, EcsDocument::THREATSTREAM_DATASET));
     let server =
@@ -380,18 +475,30 @@ async fn run<S: LatestStore>(
         let interval = Duration::from_secs(sweep_interval_seconds);
         async move {
             let mut ticks = tokio::time::interval(interval);
+            // During an outage every sweep fails: say so once a minute, not every interval.
+            let mut last_failure_logged: Option<tokio::time::Instant> = None;
             loop {
                 ticks.tick().await;
                 match sink.sweep().await {
-                    Ok(0) => {}
-                    Ok(removed) => tracing::info!(removed, "expired indicators removed"),
-                    Err(error) => tracing::error!(%error, "expiry sweep failed"),
+                    Ok(0) => last_failure_logged = None,
+                    Ok(removed) => {
+                        last_failure_logged = None;
+                        tracing::info!(removed, "expired indicators removed");
+                    }
+                    Err(error) => {
+                        if last_failure_logged
+                            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+                        {
+                            tracing::warn!(%error, "expiry sweep failed; retrying every interval");
+                            last_failure_logged = Some(tokio::time::Instant::now());
+                        }
+                    }
                 }
             }
         }
     });
 
-    wait_for_stop_signal().await;
+    stop.await;
     tracing::info!("stopping: finishing requests in flight");
     // Within the 10 s that container runtimes give by default before SIGKILL.
     server.shutdown(Duration::from_secs(8)).await;
@@ -399,6 +506,134 @@ async fn run<S: LatestStore>(
     let _ = sweeper.await;
     tracing::info!("stopped");
     Ok(sink)
+}
+
+/// Reports the shipping health every second: degraded while Elasticsearch fails requests, for a
+/// minute after it refuses documents, or when an idle cluster does not answer.
+async fn monitor_shipping(
+    counters: Arc<anomali_sink_es::ShipperCounters>,
+    client: Arc<std::sync::OnceLock<EsClient>>,
+    status: tokio::sync::watch::Sender<PipelineStatus>,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut last_ping: Option<(tokio::time::Instant, Result<(), String>)> = None;
+    loop {
+        ticks.tick().await;
+        let mut health = counters.health(Duration::from_secs(60));
+        if let (Ok(()), Some(client)) = (&health, client.get()) {
+            // Nothing shipped lately tells nothing: ask the cluster every 5 s.
+            let due = last_ping
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= Duration::from_secs(5));
+            if due {
+                let answer = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.json(anomali_sink_es::Method::Get, "/_cluster/health", None),
+                )
+                .await;
+                let ping = match answer {
+                    Ok(Ok(answer)) if answer.status == 200 => Ok(()),
+                    Ok(Ok(answer)) => Err(format!("elasticsearch answered {}", answer.status)),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err("elasticsearch did not answer within 5 s".to_owned()),
+                };
+                last_ping = Some((tokio::time::Instant::now(), ping));
+            }
+            if let Some((_, Err(reason))) = &last_ping {
+                health = Err(reason.clone());
+            }
+        }
+        let next = match health {
+            Ok(()) => PipelineStatus::Healthy("shipping to elasticsearch".to_owned()),
+            Err(reason) => PipelineStatus::Degraded(reason),
+        };
+        status.send_if_modified(|current| {
+            let changed = *current != next;
+            if changed {
+                *current = next.clone();
+            }
+            changed
+        });
+    }
+}
+
+/// What [`connect_when_ready`] needs.
+struct ConnectPlan {
+    store: ShippingStore,
+    connection: EsConnection,
+    names: IndexNames,
+    agent: AgentFields,
+    dead_letters: Arc<DeadLetterFile>,
+    shipper_config: ShipperConfig,
+    retention_days: u32,
+    client_slot: Arc<std::sync::OnceLock<EsClient>>,
+}
+
+/// Connects and sets up the cluster (templates, latest index and its upgrade, retention),
+/// retrying with backoff while it fails, then starts shipping; then applies self-managed
+/// retention hourly where the cluster needs it.
+async fn connect_when_ready(plan: ConnectPlan) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let (client, mode, retention) = loop {
+        match set_up(&plan).await {
+            Ok(ready) => break ready,
+            Err(error) => {
+                let reason = format!("setting up elasticsearch: {error:#}");
+                tracing::warn!(%reason, "will retry; pushes wait in the spool");
+                plan.store.counters().failed(reason);
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    };
+    let _ = plan.client_slot.set(client.clone());
+    let reader = EsLatestStore::new(client.clone(), plan.names.clone(), false)
+        .with_identity(plan.agent.clone(), "http_endpoint");
+    plan.store
+        .connect(
+            reader,
+            plan.dead_letters.clone(),
+            plan.shipper_config.clone(),
+        )
+        .await;
+    tracing::info!(source = %plan.names.source(), latest = LATEST_ALIAS, queued = plan.store.spool().entries(), "shipping to Elasticsearch");
+    if mode == RetentionMode::SelfManaged {
+        self_managed_retention(client, plan.names.source(), retention).await;
+    }
+}
+
+async fn set_up(plan: &ConnectPlan) -> anyhow::Result<(EsClient, RetentionMode, chrono::Duration)> {
+    let client = EsClient::connect(&plan.connection).await?;
+    let capabilities = detect_capabilities(&client).await?;
+    tracing::info!(?capabilities, "elasticsearch: what the cluster offers");
+    ensure_setup(&client, capabilities, LATEST_INDEX, LATEST_ALIAS).await?;
+    let upgrade = upgrade_latest_index(&client, LATEST_ALIAS, LATEST_INDEX).await?;
+    if !upgrade.is_noop() {
+        tracing::info!(
+            ?upgrade,
+            "older latest index versions folded into {LATEST_INDEX}"
+        );
+    }
+    let retention = chrono::Duration::days(i64::from(plan.retention_days));
+    let mode =
+        apply_source_retention(&client, &capabilities, &plan.names.source(), retention).await?;
+    tracing::info!(?mode, days = plan.retention_days, "source retention");
+    Ok((client, mode, retention))
+}
+
+/// Opens the spool; while an earlier pipeline of this process still lets go of the file (a
+/// reconfiguration), retries for 5 s.
+async fn open_spool_waiting(path: &Path, max_bytes: u64) -> anyhow::Result<Spool> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match Spool::open(path, max_bytes) {
+            Ok(spool) => return Ok(spool),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(%error, "spool busy; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// Whether a node URL names this machine.

@@ -79,6 +79,10 @@ struct Serve {
 
 impl Serve {
     fn start(namespace: &str, extra_yaml: &str) -> Self {
+        Self::start_with_url(&es_url(), namespace, extra_yaml)
+    }
+
+    fn start_with_url(url: &str, namespace: &str, extra_yaml: &str) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -89,8 +93,7 @@ impl Serve {
         std::fs::write(
             &config,
             format!(
-                "es_url: {}\nnamespace: {namespace}\ndata_dir: {}\n{extra_yaml}webhook:\n  listen_address: 127.0.0.1\n  listen_port: {port}\n  hmac:\n    key: {KEY}\n  ioc_expiration_duration: \"\"\n",
-                es_url(),
+                "es_url: {url}\nnamespace: {namespace}\ndata_dir: {}\n{extra_yaml}webhook:\n  listen_address: 127.0.0.1\n  listen_port: {port}\n  hmac:\n    key: {KEY}\n  ioc_expiration_duration: \"\"\n",
                 dir.path().join("data").display()
             ),
         )
@@ -611,4 +614,59 @@ fn restart_elasticsearch_under_load_loses_nothing() {
     );
     serve.stop();
     delete_source(&ns("e2erestart"));
+}
+
+/// Forwards loopback TCP connections from `listener` to the cluster (a late-starting
+/// Elasticsearch, as `serve` sees it). Bounded: at most 200 connections.
+fn forward_to_cluster(listener: TcpListener) {
+    let target = es_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(200) {
+            let Ok(client) = stream else { continue };
+            let Ok(server) = std::net::TcpStream::connect(&target) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+}
+
+#[test]
+fn serve_takes_pushes_before_elasticsearch_answers_and_ships_them_once_it_does() {
+    // A port nothing listens on yet: the cluster "starts" later on it.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let late_url = format!("http://127.0.0.1:{port}");
+    let namespace = ns("e2elate");
+    let serve = Serve::start_with_url(&late_url, &namespace, "");
+    let body = lines(&[
+        indicator(id(7_400_001), 1, "10.74.0.1", None),
+        indicator(id(7_400_002), 1, "10.74.0.2", None),
+    ]);
+    assert_eq!(serve.push(&body), 200, "accepted into the spool");
+    assert_eq!(serve.metric("ti_es_connected"), 0);
+    assert_eq!(serve.metric("ti_es_spool_entries"), 1);
+
+    forward_to_cluster(TcpListener::bind(("127.0.0.1", port)).unwrap());
+    wait_for("connected", Duration::from_secs(60), || {
+        (serve.metric("ti_es_connected") == 1).then_some(())
+    });
+    serve.wait_until_shipped(Duration::from_secs(60));
+    assert_eq!(count(LATEST, in_namespace(&namespace)), 2);
+    serve.stop();
+    delete_source(&namespace);
 }

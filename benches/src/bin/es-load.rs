@@ -268,7 +268,8 @@ async fn ours(
             gzip,
             ..ShipperConfig::default()
         },
-    );
+    )
+    .await;
     let sink = Arc::new(StoreSink::new(store, EcsDocument::THREATSTREAM_DATASET));
     let yaml = format!(
         "listen_address: 127.0.0.1\nlisten_port: 0\nhmac:\n  key: {KEY}\nmax_in_flight_bytes: 1073741824\nioc_expiration_duration: \"\"\n"

@@ -22,7 +22,7 @@ pub enum StoreError {
     #[error("the store is closed")]
     Closed,
     /// The backend cannot be reached for now (a remote cluster down, overloaded): retry later.
-    #[error("the store is unavailable for now: {0}")]
+    #[error("unavailable for now: {0}")]
     Unavailable(String),
     /// A stored record could not be read back.
     #[error("damaged record for {key}: {reason}")]

@@ -87,7 +87,10 @@ impl DocumentFacts {
         let update_id = threatstream
             .update_id
             .as_deref()
-            .and_then(|u| u.trim().parse::<u64>().ok());
+            .and_then(|u| u.trim().parse::<u64>().ok())
+            // Elasticsearch versions are signed 64-bit: a larger value orders like no number,
+            // in every backend alike.
+            .filter(|u| i64::try_from(*u).is_ok());
         let expires_at = threatstream
             .deleted_at
             .as_ref()

@@ -29,6 +29,23 @@ pub struct ShipIdentity {
     pub latest_alias: String,
 }
 
+impl ShipIdentity {
+    /// The identity for `names`, with `agent` and `input_type` (such as `http_endpoint`).
+    pub fn new(
+        names: &crate::latest::IndexNames,
+        agent: Option<AgentFields>,
+        input_type: &'static str,
+    ) -> Self {
+        Self {
+            agent,
+            input_type,
+            namespace: names.namespace.clone(),
+            source: names.source(),
+            latest_alias: names.latest_alias.clone(),
+        }
+    }
+}
+
 /// Counts of one encoded batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Encoded {

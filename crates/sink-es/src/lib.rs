@@ -41,6 +41,8 @@ pub use capabilities::Capabilities;
 pub use client::{Answer, EsClient};
 pub use config::{EsConnection, VerificationMode, cloud_id_url};
 pub use dead_letter::{DeadLetter, DeadLetterFile};
+/// The HTTP method of [`EsClient::json`].
+pub use elasticsearch::http::Method;
 pub use error::{EsError, SpoolError};
 pub use latest::{EsLatestStore, IndexNames};
 pub use retention::{

@@ -78,6 +78,53 @@ pub struct ShipperCounters {
     pub dead_lettered: AtomicU64,
     /// Spool entries fully shipped and removed.
     pub entries_shipped: AtomicU64,
+    /// Why the last request failed, until one succeeds again.
+    last_failure: std::sync::Mutex<Option<String>>,
+    /// When an item was last dead-lettered.
+    last_rejection: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl ShipperCounters {
+    /// Records why shipping cannot proceed (a failed request, or no connection yet).
+    pub fn failed(&self, reason: String) {
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = Some(reason);
+        }
+    }
+
+    /// Records that the cluster answered.
+    pub fn succeeded(&self) {
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = None;
+        }
+    }
+
+    fn rejected(&self) {
+        if let Ok(mut last) = self.last_rejection.lock() {
+            *last = Some(std::time::Instant::now());
+        }
+    }
+
+    /// `Err` with the reason while the cluster fails requests, or within `window` of a document
+    /// being refused; `Ok` otherwise.
+    pub fn health(&self, window: Duration) -> Result<(), String> {
+        if let Some(reason) = self.last_failure.lock().ok().and_then(|l| l.clone()) {
+            return Err(format!("elasticsearch: {reason}"));
+        }
+        let recent = self
+            .last_rejection
+            .lock()
+            .ok()
+            .and_then(|l| *l)
+            .is_some_and(|at| at.elapsed() < window);
+        if recent {
+            return Err(format!(
+                "elasticsearch refused documents ({} so far, see the dead letter file)",
+                self.dead_lettered.load(Ordering::Relaxed)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A running shipper; [`Shipper::stop`] ends it.
@@ -96,8 +143,24 @@ impl Shipper {
         dead_letters: Arc<DeadLetterFile>,
         config: ShipperConfig,
     ) -> Self {
+        Self::start_counting(
+            client,
+            spool,
+            dead_letters,
+            config,
+            Arc::new(ShipperCounters::default()),
+        )
+    }
+
+    /// Like [`Shipper::start`], counting into `counters`.
+    pub fn start_counting(
+        client: EsClient,
+        spool: Spool,
+        dead_letters: Arc<DeadLetterFile>,
+        config: ShipperConfig,
+        counters: Arc<ShipperCounters>,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let counters = Arc::new(ShipperCounters::default());
         let shared = Arc::new(Shared {
             client,
             spool,
@@ -277,11 +340,15 @@ async fn ship_batch(shared: &Shared, batch: Vec<Parsed>) {
         "/_bulk?refresh={}&filter_path=errors,items.*.status,items.*.error",
         config.refresh
     );
+    // Most items per request: lowered while isolating items that make a request fail whole.
+    let mut chunk_limit = usize::MAX;
     while !pending.is_empty() {
         let mut retry = Vec::new();
+        // Items to send again at once, in smaller requests.
+        let mut resend = Vec::new();
         // Refused items: (entry, item), status, reason.
         let mut letters: Vec<((usize, usize), u16, Value)> = Vec::new();
-        for chunk in chunks(&batch, &pending, config.max_batch_bytes) {
+        for chunk in chunks(&batch, &pending, config.max_batch_bytes, chunk_limit) {
             let mut body = Vec::new();
             for &(e, i) in chunk {
                 let parsed = &batch[e];
@@ -295,6 +362,7 @@ async fn ship_batch(shared: &Shared, batch: Vec<Parsed>) {
                 Ok(answer) => answer,
                 Err(error) => {
                     tracing::warn!(%error, attempt = backoff.attempts() + 1, "bulk request failed; will retry");
+                    shared.counters.failed(error.to_string());
                     retry.extend_from_slice(chunk);
                     continue;
                 }
@@ -302,11 +370,24 @@ async fn ship_batch(shared: &Shared, batch: Vec<Parsed>) {
             match bulk::classify_request(answer.status) {
                 RequestOutcome::Retry => {
                     tracing::warn!(status = answer.status, error = %truncate(&answer.body), attempt = backoff.attempts() + 1, "bulk request refused for now; will retry");
+                    shared.counters.failed(format!(
+                        "bulk answered {}: {}",
+                        answer.status,
+                        truncate(&answer.body)
+                    ));
                     retry.extend_from_slice(chunk);
                     continue;
                 }
+                RequestOutcome::Reject if chunk.len() > 1 => {
+                    // One bad item refuses the whole request: halve until it stands alone, so
+                    // only it goes to the dead letter file.
+                    tracing::warn!(status = answer.status, error = %truncate(&answer.body), items = chunk.len(), "bulk request refused; resending in halves to find the refused items");
+                    chunk_limit = (chunk.len() / 2).max(1);
+                    resend.extend_from_slice(chunk);
+                    continue;
+                }
                 RequestOutcome::Reject => {
-                    tracing::error!(status = answer.status, error = %truncate(&answer.body), items = chunk.len(), "bulk request refused; items go to the dead letter file");
+                    tracing::error!(status = answer.status, error = %truncate(&answer.body), "bulk item refused on its own; it goes to the dead letter file");
                     for &(e, i) in chunk {
                         letters.push(((e, i), answer.status, answer.body.clone()));
                     }
@@ -315,6 +396,7 @@ async fn ship_batch(shared: &Shared, batch: Vec<Parsed>) {
                 RequestOutcome::ReadItems => {}
             }
             shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+            shared.counters.succeeded();
             let results = answer.body["items"].as_array();
             if answer.body["errors"] != Value::Bool(true) {
                 // No item failed (filter_path may even drop the items).
@@ -363,6 +445,7 @@ async fn ship_batch(shared: &Shared, batch: Vec<Parsed>) {
                         .counters
                         .dead_lettered
                         .fetch_add(letters.len() as u64, Ordering::Relaxed);
+                    shared.counters.rejected();
                     tracing::warn!(items = letters.len(), file = %dead_letters.path().display(), "documents refused by elasticsearch written to the dead letter file");
                 }
                 Err(error) => {
@@ -371,6 +454,12 @@ async fn ship_batch(shared: &Shared, batch: Vec<Parsed>) {
                     retry.extend(letters.iter().map(|(origin, _, _)| *origin));
                 }
             }
+        }
+        if !resend.is_empty() {
+            // Halving is not a failure of the cluster: no backoff, but the retries wait.
+            resend.extend(retry);
+            pending = resend;
+            continue;
         }
         pending = retry;
         if !pending.is_empty() {
@@ -409,19 +498,20 @@ fn letter<'a>(parsed: &'a Parsed, item: usize, status: u16, error: Value) -> Dea
     }
 }
 
-/// Splits `pending` into runs whose bodies stay within `max_bytes` (each run has at least one
-/// item).
+/// Splits `pending` into runs of at most `max_items` whose bodies stay within `max_bytes` (each
+/// run has at least one item).
 fn chunks<'p>(
     batch: &[Parsed],
     pending: &'p [(usize, usize)],
     max_bytes: usize,
+    max_items: usize,
 ) -> Vec<&'p [(usize, usize)]> {
     let mut runs = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (n, &(e, i)) in pending.iter().enumerate() {
         let size = batch[e].items[i].lines().len();
-        if n > start && bytes + size > max_bytes {
+        if n > start && (bytes + size > max_bytes || n - start >= max_items) {
             runs.push(&pending[start..n]);
             start = n;
             bytes = 0;

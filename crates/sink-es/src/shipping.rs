@@ -3,30 +3,38 @@
 //! Elasticsearch in batches; reads (lookups, counts) and the expiry sweep ask Elasticsearch
 //! directly through an [`EsLatestStore`].
 //!
-//! Delivery: at least once, idempotent on replay (source copies have `_id`s fixed when
-//! spooled; latest copies are versioned). An indicator is visible in the latest alias once its
-//! batch has shipped (at most `flush_interval` plus a refresh later while the cluster is up).
+//! It accepts pushes before Elasticsearch is reachable: they wait in the spool until
+//! [`ShippingStore::connect`] (after setup succeeded) starts the shipper; reads answer
+//! "unavailable" until then. Delivery: at least once, idempotent on replay (source copies have
+//! `_id`s fixed when spooled; latest copies are versioned). An indicator is visible in the
+//! latest alias once its batch has shipped (at most `flush_interval` plus a refresh later).
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anomali_latest_store::{ApplyReport, IndicatorKey, LatestStore, LiveDocument, StoreError};
 use anomali_model::EcsDocument;
 use chrono::{DateTime, Utc};
 
-use crate::bulk;
+use crate::bulk::{self, ShipIdentity};
 use crate::dead_letter::DeadLetterFile;
 use crate::error::SpoolError;
 use crate::latest::EsLatestStore;
 use crate::service::{Shipper, ShipperConfig, ShipperCounters};
 use crate::spool::Spool;
 
-/// Spool in front, Elasticsearch behind.
-#[derive(Debug)]
+/// Spool in front, Elasticsearch behind. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
 pub struct ShippingStore {
-    reader: EsLatestStore,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    identity: ShipIdentity,
+    reader: OnceLock<EsLatestStore>,
     spool: Spool,
     shipper: tokio::sync::Mutex<Option<Shipper>>,
     counters: Arc<ShipperCounters>,
@@ -36,16 +44,9 @@ pub struct ShippingStore {
 }
 
 impl ShippingStore {
-    /// Starts shipping what `spool` holds (from earlier runs too) through `reader`'s client.
-    /// Must run inside a Tokio runtime.
-    pub fn start(
-        reader: EsLatestStore,
-        spool: Spool,
-        dead_letters: Arc<DeadLetterFile>,
-        config: ShipperConfig,
-    ) -> Self {
-        let shipper = Shipper::start(reader.client().clone(), spool.clone(), dead_letters, config);
-        let counters = shipper.counters();
+    /// A store that spools pushes for `identity`'s indices; nothing ships before
+    /// [`ShippingStore::connect`].
+    pub fn new(identity: ShipIdentity, spool: Spool) -> Self {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u128(
             std::time::SystemTime::now()
@@ -53,31 +54,83 @@ impl ShippingStore {
                 .map_or(0, |d| d.as_nanos()),
         );
         hasher.write_u32(std::process::id());
+        let counters = Arc::new(ShipperCounters::default());
+        counters.failed("not connected to elasticsearch yet".to_owned());
         Self {
-            reader,
-            spool,
-            shipper: tokio::sync::Mutex::new(Some(shipper)),
-            counters,
-            run_id: format!("{:016x}", hasher.finish()),
-            pushes: AtomicU64::new(0),
+            inner: Arc::new(Inner {
+                identity,
+                reader: OnceLock::new(),
+                spool,
+                shipper: tokio::sync::Mutex::new(None),
+                counters,
+                run_id: format!("{:016x}", hasher.finish()),
+                pushes: AtomicU64::new(0),
+            }),
         }
+    }
+
+    /// Starts shipping what the spool holds (from earlier runs too) through `reader`'s client.
+    /// Must run inside a Tokio runtime. A second call does nothing.
+    pub async fn connect(
+        &self,
+        reader: EsLatestStore,
+        dead_letters: Arc<DeadLetterFile>,
+        config: ShipperConfig,
+    ) {
+        let mut shipper = self.inner.shipper.lock().await;
+        if shipper.is_some() || self.inner.reader.get().is_some() {
+            return;
+        }
+        *shipper = Some(Shipper::start_counting(
+            reader.client().clone(),
+            self.inner.spool.clone(),
+            dead_letters,
+            config,
+            self.inner.counters.clone(),
+        ));
+        self.inner.counters.succeeded();
+        let _ = self.inner.reader.set(reader);
+    }
+
+    /// [`ShippingStore::new`] and [`ShippingStore::connect`] at once.
+    pub async fn start(
+        reader: EsLatestStore,
+        spool: Spool,
+        dead_letters: Arc<DeadLetterFile>,
+        config: ShipperConfig,
+    ) -> Self {
+        let store = Self::new(reader.identity(), spool);
+        store.connect(reader, dead_letters, config).await;
+        store
     }
 
     /// The spool.
     pub fn spool(&self) -> &Spool {
-        &self.spool
+        &self.inner.spool
     }
 
     /// The shipper's counters.
     pub fn counters(&self) -> &ShipperCounters {
-        &self.counters
+        &self.inner.counters
+    }
+
+    /// The shipper's counters, shared (for a health monitor).
+    pub fn counters_handle(&self) -> Arc<ShipperCounters> {
+        self.inner.counters.clone()
     }
 
     /// Stops shipping; requests in flight get `grace` to finish, the rest stays spooled.
     pub async fn stop(&self, grace: Duration) {
-        if let Some(shipper) = self.shipper.lock().await.take() {
+        if let Some(shipper) = self.inner.shipper.lock().await.take() {
             shipper.stop(grace).await;
         }
+    }
+
+    fn reader(&self) -> Result<&EsLatestStore, StoreError> {
+        self.inner
+            .reader
+            .get()
+            .ok_or_else(|| StoreError::Unavailable("not connected to elasticsearch yet".to_owned()))
     }
 }
 
@@ -92,9 +145,9 @@ impl LatestStore for ShippingStore {
         if count == 0 {
             return Ok(ApplyReport::default());
         }
-        let push = self.pushes.fetch_add(1, Ordering::Relaxed);
-        let prefix = format!("{}-{push}", self.run_id);
-        let identity = self.reader.identity();
+        let push = self.inner.pushes.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("{}-{push}", self.inner.run_id);
+        let identity = self.inner.identity.clone();
         // Encoding a large push takes milliseconds: off the async workers.
         let (body, encoded) = tokio::task::spawn_blocking(move || {
             let mut body = Vec::with_capacity(documents.len() * 5200);
@@ -104,12 +157,16 @@ impl LatestStore for ShippingStore {
         })
         .await
         .map_err(|e| StoreError::Database(format!("encoding failed: {e}")))?;
-        self.spool.append(body).await.map_err(|error| match error {
-            SpoolError::Full { .. } | SpoolError::Closed => {
-                StoreError::Unavailable(error.to_string())
-            }
-            SpoolError::Database(_) => StoreError::Database(error.to_string()),
-        })?;
+        self.inner
+            .spool
+            .append(body)
+            .await
+            .map_err(|error| match error {
+                SpoolError::Full { .. } | SpoolError::Closed => {
+                    StoreError::Unavailable(error.to_string())
+                }
+                SpoolError::Database(_) => StoreError::Database(error.to_string()),
+            })?;
         Ok(ApplyReport {
             queued: count,
             without_id: encoded.without_id,
@@ -118,7 +175,7 @@ impl LatestStore for ShippingStore {
     }
 
     async fn remove(&self, key: &IndicatorKey) -> Result<bool, StoreError> {
-        self.reader.remove(key).await
+        self.reader()?.remove(key).await
     }
 
     async fn get(
@@ -126,27 +183,31 @@ impl LatestStore for ShippingStore {
         key: &IndicatorKey,
         now: DateTime<Utc>,
     ) -> Result<Option<LiveDocument>, StoreError> {
-        self.reader.get(key, now).await
+        self.reader()?.get(key, now).await
     }
 
     async fn find(&self, value: &str, now: DateTime<Utc>) -> Result<Vec<LiveDocument>, StoreError> {
-        self.reader.find(value, now).await
+        self.reader()?.find(value, now).await
     }
 
     async fn sweep_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.reader.sweep_expired(now).await
+        match self.inner.reader.get() {
+            Some(reader) => reader.sweep_expired(now).await,
+            // Nothing to sweep before the cluster is there.
+            None => Ok(0),
+        }
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        self.reader.count().await
+        self.reader()?.count().await
     }
 
     async fn keys(&self) -> Result<Vec<IndicatorKey>, StoreError> {
-        self.reader.keys().await
+        self.reader()?.keys().await
     }
 
     fn metrics(&self) -> String {
-        let c = &self.counters;
+        let c = &self.inner.counters;
         let mut text = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             text += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
@@ -185,13 +246,19 @@ impl LatestStore for ShippingStore {
             "ti_es_spool_entries",
             "gauge",
             "Pushes waiting in the spool.",
-            self.spool.entries(),
+            self.inner.spool.entries(),
         );
         metric(
             "ti_es_spool_bytes",
             "gauge",
             "Bytes waiting in the spool.",
-            self.spool.bytes(),
+            self.inner.spool.bytes(),
+        );
+        metric(
+            "ti_es_connected",
+            "gauge",
+            "1 once setup in Elasticsearch succeeded and shipping runs.",
+            u64::from(self.inner.reader.get().is_some()),
         );
         text
     }

@@ -90,9 +90,22 @@ async fn fake_es(script: Vec<(u16, String)>) -> (String, Arc<Mutex<Vec<Seen>>>) 
                 .to_owned();
             let (status, answer) = script[served.min(script.len() - 1)].clone();
             served += 1;
-            let answer = match answer.strip_prefix("ITEMS:") {
-                Some(statuses) => items_answer(&body, statuses),
-                None => answer,
+            let (status, answer) = if answer == "POISON" {
+                // Refuses a whole request that holds the word, like Elasticsearch refusing a
+                // request for one unparsable action.
+                if body.contains("poison") {
+                    (
+                        400,
+                        "{\"error\":{\"type\":\"illegal_argument_exception\"}}".to_owned(),
+                    )
+                } else {
+                    (200, items_answer(&body, "201"))
+                }
+            } else {
+                match answer.strip_prefix("ITEMS:") {
+                    Some(statuses) => (status, items_answer(&body, statuses)),
+                    None => (status, answer),
+                }
             };
             log.lock().unwrap().push(Seen { path, body });
             let response = format!(
@@ -128,8 +141,12 @@ fn items_answer(body: &str, statuses: &str) -> String {
 }
 
 fn indicator_document(id: u64) -> EcsDocument {
+    indicator_from(id, "e2e")
+}
+
+fn indicator_from(id: u64, source: &str) -> EcsDocument {
     let line = format!(
-        "{{\"id\":{id},\"update_id\":1,\"itype\":\"mal_ip\",\"srcip\":\"10.9.0.{}\",\"value_type\":\"ip\"}}",
+        "{{\"id\":{id},\"update_id\":1,\"itype\":\"mal_ip\",\"srcip\":\"10.9.0.{}\",\"value_type\":\"ip\",\"source\":\"{source}\"}}",
         id % 250 + 1
     );
     let record = anomali_model::records::split(line.as_bytes())
@@ -166,7 +183,7 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-fn harness(url: &str, spool_max: u64, config: ShipperConfig) -> Harness {
+async fn harness(url: &str, spool_max: u64, config: ShipperConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(&dir.path().join("spool.redb"), spool_max).unwrap();
     let dead_letters = Arc::new(DeadLetterFile::open(&dir.path().join("dead.ndjson")).unwrap());
@@ -179,7 +196,7 @@ fn harness(url: &str, spool_max: u64, config: ShipperConfig) -> Harness {
         false,
     );
     Harness {
-        store: ShippingStore::start(reader, spool, dead_letters.clone(), config),
+        store: ShippingStore::start(reader, spool, dead_letters.clone(), config).await,
         dead_letters,
         _dir: dir,
     }
@@ -203,7 +220,7 @@ async fn a_refused_request_is_retried_then_items_are_classified() {
         (200, "ITEMS:200".to_owned()),
     ])
     .await;
-    let h = harness(&url, 1 << 20, fast_retries());
+    let h = harness(&url, 1 << 20, fast_retries()).await;
     let report = h
         .store
         .apply(
@@ -257,7 +274,7 @@ async fn a_refused_request_is_retried_then_items_are_classified() {
 async fn replayed_source_copies_already_there_count_as_done() {
     // 409 on a create: the same body was applied before a crash; not a dead letter.
     let (url, _seen) = fake_es(vec![(200, "ITEMS:409,200".to_owned())]).await;
-    let h = harness(&url, 1 << 20, fast_retries());
+    let h = harness(&url, 1 << 20, fast_retries()).await;
     h.store
         .apply(
             EcsDocument::THREATSTREAM_DATASET,
@@ -279,7 +296,7 @@ async fn an_unreachable_cluster_keeps_everything_and_a_full_spool_refuses() {
         .local_addr()
         .unwrap()
         .port();
-    let h = harness(&format!("http://127.0.0.1:{port}"), 20_000, fast_retries());
+    let h = harness(&format!("http://127.0.0.1:{port}"), 20_000, fast_retries()).await;
     let mut accepted = 0;
     let refusal = loop {
         match h
@@ -314,5 +331,50 @@ async fn an_unreachable_cluster_keeps_everything_and_a_full_spool_refuses() {
             .load(std::sync::atomic::Ordering::Relaxed)
             > 0
     );
+    h.store.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_request_refused_whole_is_halved_until_only_the_bad_item_is_dead_lettered() {
+    let (url, seen) = fake_es(vec![(200, "POISON".to_owned())]).await;
+    let h = harness(&url, 1 << 20, fast_retries()).await;
+    let documents = vec![
+        indicator_document(21),
+        indicator_document(22),
+        indicator_from(23, "poison"),
+        indicator_document(24),
+        indicator_document(25),
+    ];
+    h.store
+        .apply(
+            EcsDocument::THREATSTREAM_DATASET,
+            documents,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    wait_until("the spool drained", || h.store.spool().entries() == 0).await;
+    let letters = std::fs::read_to_string(h.dead_letters.path()).unwrap();
+    let letters: Vec<Value> = letters
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        letters.len(),
+        2,
+        "the poisoned document's two actions, nothing else: {letters:?}"
+    );
+    for letter in &letters {
+        assert_eq!(letter["document"]["anomali"]["threatstream"]["id"], "23");
+        assert_eq!(letter["status"], 400);
+    }
+    let delivered: usize = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| !s.body.contains("poison"))
+        .map(|s| s.body.lines().count())
+        .sum();
+    assert_eq!(delivered, 16, "the 8 good actions (two lines each) arrived");
     h.store.stop(Duration::from_secs(1)).await;
 }
