@@ -15,6 +15,7 @@ mod api;
 mod auth;
 mod body;
 mod config;
+pub mod control;
 mod error;
 mod handler;
 mod metrics;
