@@ -9,3 +9,6 @@
 
 pub mod structs;
 pub mod wire;
+
+#[cfg(feature = "fake-agent")]
+pub mod fake_agent;
