@@ -10,11 +10,14 @@
 //!   status with a JSON `message`; secrets are compared in constant time and never logged.
 //! - Limits: `max_body_bytes` bounds decompressed bytes (413); a shared in-flight byte budget
 //!   answers 503 with `Retry-After` instead of growing memory.
+//! - Under Fleet: [`control`] speaks Elastic Agent's V2 control protocol (gRPC over localhost
+//!   mTLS), through which the agent hands this program its policy as a component.
 
 mod api;
 mod auth;
 mod body;
 mod config;
+pub mod control;
 mod error;
 mod handler;
 mod metrics;
