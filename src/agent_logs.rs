@@ -73,7 +73,10 @@ where
             "log.level".to_owned(),
             Value::String(event.metadata().level().as_str().to_ascii_lowercase()),
         );
-        let message = fields.0.remove("message").unwrap_or(Value::String(String::new()));
+        let message = fields
+            .0
+            .remove("message")
+            .unwrap_or(Value::String(String::new()));
         line.insert("message".to_owned(), message);
         line.insert(
             "log.logger".to_owned(),
@@ -81,7 +84,11 @@ where
         );
         for (key, value) in fields.0 {
             // `unit_id` in the code is `unit.id` for the agent's per-unit filtering.
-            let key = if key == "unit_id" { "unit.id".to_owned() } else { key };
+            let key = if key == "unit_id" {
+                "unit.id".to_owned()
+            } else {
+                key
+            };
             line.insert(key, value);
         }
         writeln!(writer, "{}", Value::Object(line))

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent_command;
+mod agent_config;
+mod agent_logs;
 mod map_command;
 mod serve_command;
 
@@ -30,6 +33,9 @@ enum Command {
     Serve(serve_command::ServeArgs),
     /// Print the live documents matching an IP, domain, URL, e-mail address or hash.
     Lookup(serve_command::LookupArgs),
+    /// Run as a component of Elastic Agent: connection info on stdin, configuration from the
+    /// agent's units (V2 control protocol), logs as JSON lines on stderr.
+    Agent(agent_command::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,7 @@ fn main() -> ExitCode {
             init_logs();
             serve_command::serve(args).map(|()| ExitCode::SUCCESS)
         }
+        Command::Agent(args) => agent_command::agent(args).map(|()| ExitCode::SUCCESS),
         Command::Lookup(args) => serve_command::lookup(args).map(|found| {
             let _ = writeln!(std::io::stdout(), "{found}");
             ExitCode::SUCCESS

@@ -439,7 +439,8 @@ pub(crate) async fn run_prepared(
                     .with_context(|| {
                         format!("cannot open the store in {}", config.data_dir.display())
                     })?;
-                tracing::info!(data_dir = %config.data_dir.display(), live = store.count().await?, "store open");
+                let live = store.count().await?;
+                tracing::info!(data_dir = %config.data_dir.display(), live, "store open");
                 status.send_replace(PipelineStatus::Healthy(
                     "serving on the embedded store".to_owned(),
                 ));
@@ -689,7 +690,7 @@ async fn open_store_waiting(dir: &Path, options: EmbeddedOptions) -> anyhow::Res
     }
 }
 
-async fn wait_for_stop_signal() {
+pub(crate) async fn wait_for_stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -1,0 +1,270 @@
+//! `ti-anomali agent` driven by a test that plays Elastic Agent: the fake agent (agent-input,
+//! feature `fake-agent`) serves the V2 control protocol over mTLS; the real binary gets the
+//! `StartUpInfo` on stdin, checks in, takes its units, runs the webhook and reports states.
+//!
+//! These tests need no Elasticsearch: the output unit names a closed loopback port, so the
+//! pipeline runs with shipping degraded (pushes wait in the spool). `tests/agent_es.rs`
+//! (feature `e2e`) covers documents reaching a real cluster.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+mod agent_harness;
+
+use std::time::Duration;
+
+use agent_harness::{Component, closed_port, free_port, input_source, state_of, unit};
+use anomali_agent_input::control::fake_agent::FakeAgent;
+use anomali_agent_input::control::wire::proto::{self, State, UnitType};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_check_in_carries_token_version_and_pid_within_five_seconds() {
+    let agent = FakeAgent::start().await.unwrap();
+    let component = Component::start(&agent);
+    let first = agent
+        .wait_for_observed(|_| true, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(first.message.token, agent.token());
+    let version = first.message.version_info.as_ref().unwrap();
+    assert_eq!(version.name, "ti-anomali");
+    assert_eq!(first.message.pid, u64::from(component.pid()));
+    assert!(agent.refusals().is_empty(), "{:?}", agent.refusals());
+    // The actions stream opened with `init`, and an unknown action is answered FAILED.
+    agent
+        .wait_for_action_response(|r| r.id == "init", WAIT)
+        .await
+        .unwrap();
+    // The fake registers the stream just after reading `init`: try for a moment.
+    let request = proto::ActionRequest {
+        id: "a-1".to_owned(),
+        name: "diagnostics".to_owned(),
+        r#type: proto::action_request::Type::Diagnostics as i32,
+        ..Default::default()
+    };
+    let mut sent = false;
+    for _ in 0..100 {
+        if agent.send_action(request.clone()).await.is_ok() {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent, "the actions stream never opened");
+    let answer = agent
+        .wait_for_action_response(|r| r.id == "a-1", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.message.status,
+        proto::action_response::Status::Failed as i32
+    );
+    component.terminate_and_wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_start_the_webhook_and_health_mirrors_an_unreachable_cluster() {
+    let agent = FakeAgent::start().await.unwrap();
+    let port = free_port();
+    let es = format!("127.0.0.1:{}", closed_port());
+    agent.set_expected(proto::CheckinExpected {
+        units: vec![
+            unit(
+                "in-1",
+                UnitType::Input,
+                State::Healthy,
+                1,
+                input_source(port, "agentns"),
+            ),
+            unit(
+                "out",
+                UnitType::Output,
+                State::Healthy,
+                1,
+                json!({"type": "elasticsearch", "hosts": [es]}),
+            ),
+        ],
+        ..Default::default()
+    });
+    let component = Component::start(&agent);
+    // The webhook takes pushes (into the spool) although the cluster does not answer...
+    component.wait_for_webhook(port, WAIT).await;
+    assert_eq!(component.push(port, &[1, 2, 3]).await, 200);
+    // ...and both units say why shipping is degraded, with the config idx echoed.
+    let observed = agent
+        .wait_for_observed(
+            |m| {
+                state_of(m, "out") == Some((State::Degraded, 1))
+                    && state_of(m, "in-1") == Some((State::Degraded, 1))
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let out = observed
+        .message
+        .units
+        .iter()
+        .find(|u| u.id == "out")
+        .unwrap();
+    assert!(out.message.contains("elasticsearch"), "{}", out.message);
+    component.terminate_and_wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_config_fails_its_unit_naming_the_key_and_a_fix_recovers() {
+    let agent = FakeAgent::start().await.unwrap();
+    let port = free_port();
+    let es = format!("127.0.0.1:{}", closed_port());
+    let mut bad_input = input_source(port, "agentns");
+    bad_input["streams"][0]["hmac"]["kye"] = json!("typo");
+    let output = json!({"type": "elasticsearch", "hosts": [es]});
+    agent.set_expected(proto::CheckinExpected {
+        units: vec![
+            unit("in-1", UnitType::Input, State::Healthy, 1, bad_input),
+            unit("out", UnitType::Output, State::Healthy, 1, output.clone()),
+        ],
+        ..Default::default()
+    });
+    let mut component = Component::start(&agent);
+    let observed = agent
+        .wait_for_observed(|m| state_of(m, "in-1") == Some((State::Failed, 1)), WAIT)
+        .await
+        .unwrap();
+    let input = observed
+        .message
+        .units
+        .iter()
+        .find(|u| u.id == "in-1")
+        .unwrap();
+    assert!(
+        input.message.contains("kye"),
+        "names the key: {}",
+        input.message
+    );
+
+    // A bad output too: its own unit fails, naming its key.
+    agent.set_expected(proto::CheckinExpected {
+        units: vec![
+            unit(
+                "in-1",
+                UnitType::Input,
+                State::Healthy,
+                2,
+                input_source(port, "agentns"),
+            ),
+            unit(
+                "out",
+                UnitType::Output,
+                State::Healthy,
+                2,
+                json!({"type": "kafka", "hosts": ["x"]}),
+            ),
+        ],
+        ..Default::default()
+    });
+    let observed = agent
+        .wait_for_observed(|m| state_of(m, "out") == Some((State::Failed, 2)), WAIT)
+        .await
+        .unwrap();
+    let out = observed
+        .message
+        .units
+        .iter()
+        .find(|u| u.id == "out")
+        .unwrap();
+    assert!(out.message.contains("type"), "{}", out.message);
+    assert!(
+        component.is_running(),
+        "a bad config never stops the process"
+    );
+
+    // Fixed: the pipeline runs.
+    agent.set_expected(proto::CheckinExpected {
+        units: vec![
+            unit(
+                "in-1",
+                UnitType::Input,
+                State::Healthy,
+                3,
+                input_source(port, "agentns"),
+            ),
+            unit("out", UnitType::Output, State::Healthy, 3, output),
+        ],
+        ..Default::default()
+    });
+    component.wait_for_webhook(port, WAIT).await;
+    agent
+        .wait_for_observed(|m| state_of(m, "in-1") == Some((State::Degraded, 3)), WAIT)
+        .await
+        .unwrap();
+    component.terminate_and_wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_set_to_stopped_stop_and_sigterm_reports_stopped_and_exits_zero() {
+    let agent = FakeAgent::start().await.unwrap();
+    let port = free_port();
+    let es = format!("127.0.0.1:{}", closed_port());
+    let output = json!({"type": "elasticsearch", "hosts": [es]});
+    agent.set_expected(proto::CheckinExpected {
+        units: vec![
+            unit(
+                "in-1",
+                UnitType::Input,
+                State::Healthy,
+                1,
+                input_source(port, "agentns"),
+            ),
+            unit("out", UnitType::Output, State::Healthy, 1, output.clone()),
+        ],
+        ..Default::default()
+    });
+    let component = Component::start(&agent);
+    component.wait_for_webhook(port, WAIT).await;
+    agent.set_expected(proto::CheckinExpected {
+        units: vec![
+            unit(
+                "in-1",
+                UnitType::Input,
+                State::Stopped,
+                1,
+                input_source(port, "agentns"),
+            ),
+            unit("out", UnitType::Output, State::Stopped, 1, output),
+        ],
+        ..Default::default()
+    });
+    agent
+        .wait_for_observed(
+            |m| {
+                state_of(m, "in-1") == Some((State::Stopped, 1))
+                    && state_of(m, "out") == Some((State::Stopped, 1))
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "the webhook stopped listening"
+    );
+    let status = component.terminate_and_wait();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn without_start_up_info_on_stdin_it_says_what_is_missing() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+        .arg("agent")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("stdin was empty"), "{stderr}");
+}
