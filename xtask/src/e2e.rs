@@ -88,6 +88,23 @@ fn run_tests(url: &str, restart_script: Option<&Path>) -> anyhow::Result<()> {
     }
     with_cluster(&mut serve_tests);
     run_command(&mut serve_tests)?;
+    let mut agent_tests = Command::new("cargo");
+    agent_tests.args([
+        "test",
+        "-p",
+        "ti-anomali",
+        "--features",
+        "e2e",
+        "--test",
+        "agent_es",
+        "--",
+        "--test-threads=1",
+    ]);
+    if restart_script.is_none() {
+        agent_tests.args(["--skip", "restart"]);
+    }
+    with_cluster(&mut agent_tests);
+    run_command(&mut agent_tests)?;
     let mut crate_tests = Command::new("cargo");
     crate_tests.args([
         "test",

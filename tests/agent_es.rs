@@ -1,0 +1,233 @@
+//! `ti-anomali agent` with a real Elasticsearch (feature `e2e`, run by `cargo xtask e2e`; fails
+//! without `ES_URL`): started by a test playing Elastic Agent, it becomes HEALTHY and pushed
+//! indicators reach the cluster; a config change moves the webhook to a new port and loses
+//! nothing; check-ins keep coming under load; Elasticsearch stopped makes the units DEGRADED and
+//! restarted HEALTHY again (needs `TI_E2E_ES_RESTART`; named `restart` so xtask can skip it).
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+#![allow(clippy::print_stderr, reason = "the tests report measured figures")]
+
+mod agent_harness;
+
+use std::time::{Duration, Instant};
+
+use agent_harness::{Component, free_port, input_source, state_of, unit};
+use anomali_agent_input::control::fake_agent::FakeAgent;
+use anomali_agent_input::control::wire::proto::{self, State, UnitType};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn es_url() -> String {
+    std::env::var("ES_URL")
+        .expect("ES_URL must name the Elasticsearch cluster (cargo xtask e2e sets it)")
+}
+
+fn output() -> Value {
+    json!({"type": "elasticsearch", "hosts": [es_url()]})
+}
+
+/// A namespace and an id base of this run: the cluster outlives a run.
+fn run_tag() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        % 1_000_000_000
+}
+
+async fn count_namespace(namespace: &str) -> u64 {
+    let client = reqwest::Client::new();
+    let _ = client
+        .post(format!(
+            "{}/logs-ti_anomali_latest.threatstream/_refresh",
+            es_url()
+        ))
+        .send()
+        .await;
+    let answer: Value = client
+        .post(format!(
+            "{}/logs-ti_anomali_latest.threatstream/_count",
+            es_url()
+        ))
+        .header("content-type", "application/json")
+        .body(json!({"query": {"term": {"data_stream.namespace": namespace}}}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["count"].as_u64().unwrap_or(0)
+}
+
+async fn wait_for_count(namespace: &str, expected: u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let count = count_namespace(namespace).await;
+        if count == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} documents in {namespace}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn units(port: u16, namespace: &str, idx: u64) -> proto::CheckinExpected {
+    proto::CheckinExpected {
+        units: vec![
+            unit(
+                "in-1",
+                UnitType::Input,
+                State::Healthy,
+                idx,
+                input_source(port, namespace),
+            ),
+            unit("out", UnitType::Output, State::Healthy, idx, output()),
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_documents_arrive_and_a_new_port_loses_nothing_and_check_ins_keep_coming() {
+    let tag = run_tag();
+    let namespace = format!("agent{tag}");
+    let base = 9_000_000_000_000 + tag * 10_000;
+    let agent = FakeAgent::start().await.unwrap();
+    let first_port = free_port();
+    agent.set_expected(units(first_port, &namespace, 1));
+    let component = Component::start(&agent);
+    agent
+        .wait_for_observed(
+            |m| {
+                state_of(m, "in-1") == Some((State::Healthy, 1))
+                    && state_of(m, "out") == Some((State::Healthy, 1))
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<u64> = (base..base + 100).collect();
+    assert_eq!(component.push(first_port, &ids).await, 200);
+    wait_for_count(&namespace, 100).await;
+
+    // Load while the policy moves the webhook: every push answered 200 lands.
+    let second_port = free_port();
+    let started = Instant::now();
+    let mut accepted = 100u64;
+    for round in 0..40u64 {
+        if round == 10 {
+            agent.set_expected(units(second_port, &namespace, 2));
+            component.wait_for_webhook(second_port, WAIT).await;
+        }
+        let port = if round < 10 { first_port } else { second_port };
+        let ids: Vec<u64> = (0..500).map(|n| base + 1_000 + round * 500 + n).collect();
+        if component.push(port, &ids).await == 200 {
+            accepted += 500;
+        }
+    }
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", first_port))
+            .await
+            .is_err(),
+        "the old port is closed"
+    );
+    agent
+        .wait_for_observed(|m| state_of(m, "in-1") == Some((State::Healthy, 2)), WAIT)
+        .await
+        .unwrap();
+    wait_for_count(&namespace, accepted).await;
+    assert_eq!(accepted, 100 + 40 * 500, "every push was accepted");
+
+    // Check-ins keep coming (every 25 s, and on changes) while the load ran and after: hold on
+    // until 30 s have passed and look at the gaps.
+    let until = started + Duration::from_secs(30);
+    while Instant::now() < until {
+        assert_eq!(component.push(second_port, &[base + 9_999]).await, 200);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let times: Vec<Instant> = agent
+        .observed()
+        .iter()
+        .filter(|o| o.accepted)
+        .map(|o| o.received_at)
+        .collect();
+    let longest = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "figure: {} check-ins, longest gap {:.1} s",
+        times.len(),
+        longest.as_secs_f64()
+    );
+    assert!(
+        longest <= Duration::from_secs(26),
+        "a check-in gap of {longest:?}"
+    );
+    // Logs are JSON lines the agent parses.
+    let logs = component.logs();
+    assert!(!logs.is_empty());
+    for line in &logs {
+        assert!(
+            line["@timestamp"].is_string()
+                && line["log.level"].is_string()
+                && line["message"].is_string(),
+            "{line}"
+        );
+    }
+    let status = component.terminate_and_wait();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_of_elasticsearch_turns_units_degraded_then_healthy() {
+    let script = std::env::var("TI_E2E_ES_RESTART").expect(
+        "TI_E2E_ES_RESTART must name the restart script (cargo xtask e2e sets it with the cluster it starts)",
+    );
+    let tag = run_tag();
+    let namespace = format!("agentrs{tag}");
+    let base = 9_100_000_000_000 + tag * 10_000;
+    let agent = FakeAgent::start().await.unwrap();
+    let port = free_port();
+    agent.set_expected(units(port, &namespace, 1));
+    let component = Component::start(&agent);
+    agent
+        .wait_for_observed(|m| state_of(m, "out") == Some((State::Healthy, 1)), WAIT)
+        .await
+        .unwrap();
+    let mut restart = std::process::Command::new(&script)
+        .arg("20")
+        .spawn()
+        .unwrap();
+    agent
+        .wait_for_observed(|m| state_of(m, "out") == Some((State::Degraded, 1)), WAIT)
+        .await
+        .unwrap();
+    // Pushes during the outage are kept.
+    let ids: Vec<u64> = (base..base + 200).collect();
+    assert_eq!(component.push(port, &ids).await, 200);
+    let status = tokio::task::spawn_blocking(move || restart.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the restart script failed");
+    // Bounded by the shipper's longest backoff (30 s) and the health check (5 s).
+    agent
+        .wait_for_observed(
+            |m| {
+                state_of(m, "out") == Some((State::Healthy, 1))
+                    && m.units.iter().all(|u| u.state == State::Healthy as i32)
+            },
+            Duration::from_secs(90),
+        )
+        .await
+        .unwrap();
+    wait_for_count(&namespace, 200).await;
+    assert!(component.terminate_and_wait().success());
+}
