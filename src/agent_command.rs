@@ -414,7 +414,7 @@ async fn supervise(
                         Ok(Err(error)) => format!("{error:#}"),
                         Err(error) => format!("the pipeline panicked: {error}"),
                     };
-                    tracing::error!(%message, "pipeline failed; retrying in 10 s");
+                    tracing::error!(unit_id = %unit_id_of(&component, UnitType::Input as i32), %message, "pipeline failed; retrying in 10 s");
                     set(PipelineState::Failed { unit_type: UnitType::Input as i32, message });
                     retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(10));
                 }
@@ -436,7 +436,7 @@ async fn supervise(
         match wanted {
             Desired::Stop => set(PipelineState::Stopped),
             Desired::Run(Err((unit_type, message))) => {
-                tracing::error!(%message, "unit configuration refused");
+                tracing::error!(unit_id = %unit_id_of(&component, unit_type), %message, "unit configuration refused");
                 set(PipelineState::Failed { unit_type, message });
             }
             Desired::Run(Ok(json)) => {
@@ -447,12 +447,12 @@ async fn supervise(
                 match prepared {
                     Err(error) => {
                         let message = format!("{error:#}");
-                        tracing::error!(%message, "unit configuration refused");
                         let unit_type = if message.contains("elasticsearch") {
                             UnitType::Output
                         } else {
                             UnitType::Input
                         } as i32;
+                        tracing::error!(unit_id = %unit_id_of(&component, unit_type), %message, "unit configuration refused");
                         set(PipelineState::Failed { unit_type, message });
                     }
                     Ok(prepared) => {
@@ -476,6 +476,20 @@ async fn supervise(
             }
         }
     }
+}
+
+/// The id of the first unit of `unit_type`, for log lines (the agent filters them by unit).
+fn unit_id_of(component: &Mutex<Component>, unit_type: i32) -> String {
+    component
+        .lock()
+        .ok()
+        .and_then(|c| {
+            c.units
+                .keys()
+                .find(|(_, t)| *t == unit_type)
+                .map(|(id, _)| id.clone())
+        })
+        .unwrap_or_default()
 }
 
 /// Stops a pipeline and waits for it (bounded: the webhook's own grace is 8 s, shipping 5 s).

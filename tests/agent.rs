@@ -268,3 +268,117 @@ fn without_start_up_info_on_stdin_it_says_what_is_missing() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("stdin was empty"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_already_taken_fails_the_input_unit_and_the_log_names_it() {
+    let agent = FakeAgent::start().await.unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let es = format!("127.0.0.1:{}", closed_port());
+    agent.set_expected(proto::CheckinExpected {
+        units: vec![
+            unit(
+                "in-1",
+                UnitType::Input,
+                State::Healthy,
+                1,
+                input_source(port, "agentns"),
+            ),
+            unit(
+                "out",
+                UnitType::Output,
+                State::Healthy,
+                1,
+                json!({"type": "elasticsearch", "hosts": [es]}),
+            ),
+        ],
+        ..Default::default()
+    });
+    let mut component = Component::start(&agent);
+    let observed = agent
+        .wait_for_observed(|m| state_of(m, "in-1") == Some((State::Failed, 1)), WAIT)
+        .await
+        .unwrap();
+    let input = observed
+        .message
+        .units
+        .iter()
+        .find(|u| u.id == "in-1")
+        .unwrap();
+    assert!(input.message.contains("listen"), "{}", input.message);
+    assert!(component.is_running());
+    // JSON log lines, the failure tagged with its unit.
+    let logs = component.logs();
+    assert!(
+        logs.iter()
+            .any(|l| l["unit.id"] == "in-1" && l["log.level"] == "error"),
+        "{logs:?}"
+    );
+    for line in &logs {
+        assert!(
+            line["@timestamp"].is_string() && line["message"].is_string(),
+            "{line}"
+        );
+    }
+    drop(taken);
+    component.terminate_and_wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_running_reports_the_units_stopped_and_exits_zero() {
+    let agent = FakeAgent::start().await.unwrap();
+    let port = free_port();
+    let es = format!("127.0.0.1:{}", closed_port());
+    agent.set_expected(proto::CheckinExpected {
+        units: vec![
+            unit(
+                "in-1",
+                UnitType::Input,
+                State::Healthy,
+                1,
+                input_source(port, "agentns"),
+            ),
+            unit(
+                "out",
+                UnitType::Output,
+                State::Healthy,
+                1,
+                json!({"type": "elasticsearch", "hosts": [es]}),
+            ),
+        ],
+        ..Default::default()
+    });
+    let component = Component::start(&agent);
+    component.wait_for_webhook(port, WAIT).await;
+    assert_eq!(component.push(port, &[7, 8]).await, 200);
+    let status = component.terminate_and_wait();
+    assert!(status.success(), "{status:?}");
+    let last = agent
+        .observed()
+        .into_iter()
+        .rev()
+        .find(|o| o.accepted)
+        .unwrap();
+    assert_eq!(state_of(&last.message, "in-1"), Some((State::Stopped, 1)));
+    assert_eq!(state_of(&last.message, "out"), Some((State::Stopped, 1)));
+}
+
+#[test]
+fn the_component_spec_names_our_own_input_and_the_agent_command() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/ti-anomali.spec.yml"),
+    )
+    .unwrap();
+    let spec: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(spec["version"], 2);
+    let input = &spec["inputs"][0];
+    assert_eq!(input["name"], "ti-anomali", "not Filebeat's http_endpoint");
+    assert!(input["description"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(
+        input["platforms"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "linux/amd64"))
+    );
+    assert_eq!(input["outputs"], json!(["elasticsearch"]));
+    assert_eq!(input["command"]["args"], json!(["agent"]));
+}
