@@ -12,6 +12,8 @@
 //!   answers 503 with `Retry-After` instead of growing memory.
 //! - Under Fleet: [`control`] speaks Elastic Agent's V2 control protocol (gRPC over localhost
 //!   mTLS), through which the agent hands this program its policy as a component.
+//! - Pull mode: [`poll`] polls the ThreatStream Intelligence API (cursor kept durably, advanced
+//!   only after the sink accepted a page).
 
 mod api;
 mod auth;
@@ -21,6 +23,7 @@ pub mod control;
 mod error;
 mod handler;
 mod metrics;
+pub mod poll;
 mod server;
 mod sink;
 mod tls;

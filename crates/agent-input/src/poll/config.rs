@@ -1,0 +1,182 @@
+//! [`PollConfig`]: the settings of the API poller, with the reference integration's names and
+//! defaults; secrets are redacted from `Debug`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+/// The `intelligence` poller's settings.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollConfig {
+    /// The API's base URL. By default, `https://api.threatstream.com`.
+    pub url: String,
+    /// The ThreatStream user name (required).
+    pub username: String,
+    /// The API key (required; secret).
+    pub api_key: String,
+    /// Time between polls once a page says there is no more. By default, `5m`.
+    pub interval: String,
+    /// How far back the first poll reaches while there is no cursor. By default, `24h`.
+    pub initial_interval: String,
+    /// Objects per page, 1 to 1000. By default, 1000.
+    pub page_size: u32,
+    /// Time limit of one request. By default, `30s`.
+    pub http_client_timeout: String,
+    /// An advanced search query (`q`). By default, none.
+    pub query: Option<String>,
+    /// Ask for remote observables (`remote_api=true`, ThreatStream OnPrem). By default, off.
+    pub remote_api: bool,
+    /// An HTTP(S) proxy. By default, none.
+    pub proxy_url: Option<String>,
+    /// PEM files of CAs to trust besides the public ones. By default, none.
+    pub certificate_authorities: Vec<std::path::PathBuf>,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        Self {
+            url: "https://api.threatstream.com".to_owned(),
+            username: String::new(),
+            api_key: String::new(),
+            interval: "5m".to_owned(),
+            initial_interval: "24h".to_owned(),
+            page_size: 1000,
+            http_client_timeout: "30s".to_owned(),
+            query: None,
+            remote_api: false,
+            proxy_url: None,
+            certificate_authorities: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PollConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("api_key", &"<redacted>")
+            .field("interval", &self.interval)
+            .field("initial_interval", &self.initial_interval)
+            .field("page_size", &self.page_size)
+            .field("http_client_timeout", &self.http_client_timeout)
+            .field("query", &self.query)
+            .field("remote_api", &self.remote_api)
+            .field("proxy_url", &self.proxy_url)
+            .field("certificate_authorities", &self.certificate_authorities)
+            .finish()
+    }
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl PollConfig {
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.username.trim().is_empty() {
+            return Err(invalid("username", "is required"));
+        }
+        if self.api_key.trim().is_empty() {
+            return Err(invalid("api_key", "is required"));
+        }
+        let url = self.url.trim_end_matches('/');
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(invalid("url", "must start with https:// or http://"));
+        }
+        if !(1..=1000).contains(&self.page_size) {
+            return Err(invalid("page_size", "must be 1 to 1000"));
+        }
+        for (key, value) in [
+            ("interval", &self.interval),
+            ("initial_interval", &self.initial_interval),
+            ("http_client_timeout", &self.http_client_timeout),
+        ] {
+            match parse_interval(value) {
+                Some(d) if !d.is_zero() => {}
+                _ => {
+                    return Err(invalid(
+                        key,
+                        format!("{value:?} is not a duration like 30s, 5m, 24h or 7d"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn duration(&self, value: &str) -> Duration {
+        parse_interval(value).unwrap_or(Duration::from_secs(300))
+    }
+}
+
+/// `30s`, `5m`, `24h`, `7d` as a duration; `None` when it is not one.
+pub fn parse_interval(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (amount, unit) = text.split_at(split);
+    let amount: u64 = amount.parse().ok()?;
+    let seconds = match unit {
+        "s" => amount,
+        "m" => amount.checked_mul(60)?,
+        "h" => amount.checked_mul(3600)?,
+        "d" => amount.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_interval("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_interval("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_interval("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_interval("5"), None);
+        assert_eq!(parse_interval("m"), None);
+        assert_eq!(parse_interval("5w"), None);
+        let mut config = PollConfig {
+            username: "u".into(),
+            api_key: "k".into(),
+            ..PollConfig::default()
+        };
+        assert!(config.validate().is_ok());
+        config.interval = "soon".into();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("interval")
+        );
+        config.interval = "5m".into();
+        config.page_size = 1001;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("page_size")
+        );
+    }
+
+    #[test]
+    fn the_api_key_never_shows_in_debug() {
+        let config = PollConfig {
+            username: "u".into(),
+            api_key: "very-secret".into(),
+            ..PollConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("very-secret"));
+    }
+}

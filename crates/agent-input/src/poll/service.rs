@@ -1,0 +1,288 @@
+//! [`Poller`]: the polling loop (see the module docs for the contract).
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+
+use super::config::PollConfig;
+use super::cursor::Cursor;
+use super::query::{page_query, parse_page};
+use crate::error::SinkError;
+
+/// Where a page's objects go; `accept` returns only once they are durable (or refuses them all).
+pub trait ObjectSink: Send + Sync + 'static {
+    /// Accepts every object of a page, or none.
+    fn accept(
+        &self,
+        objects: Vec<Map<String, Value>>,
+        received_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// What the poller reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollStatus {
+    /// Not polled yet.
+    Starting,
+    /// The last poll worked.
+    Healthy(String),
+    /// Polls fail for now and are retried: the reason.
+    Degraded(String),
+    /// Polling stopped for good (the API refused the credentials): the reason.
+    Failed(String),
+}
+
+/// Why polling stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PollError {
+    /// The API refused the credentials (401/403).
+    #[error("the threatstream api refused the credentials ({status}): check username and api_key")]
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+    },
+    /// The cursor file could not be read or written.
+    #[error("cursor: {0}")]
+    Cursor(#[from] std::io::Error),
+    /// The HTTP client could not be built (a bad CA file or proxy).
+    #[error("http client: {0}")]
+    Client(String),
+}
+
+/// The outcome of one poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A page was applied and `meta.next` says there is more: poll again at once.
+    More,
+    /// A page was applied and it was the last: wait `interval`.
+    Done,
+}
+
+/// Why one poll did not apply a page.
+#[derive(Debug)]
+enum StepError {
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    Unauthorized(u16),
+    Malformed(String),
+    Sink(SinkError),
+    Cursor(std::io::Error),
+}
+
+/// Polls the Intelligence API.
+#[derive(Debug)]
+pub struct Poller {
+    config: PollConfig,
+    cursor: Cursor,
+    http: reqwest::Client,
+    endpoint: String,
+}
+
+impl Poller {
+    /// A poller for a validated `config`, its cursor kept at `cursor_path`.
+    pub fn new(config: PollConfig, cursor_path: &Path) -> Result<Self, PollError> {
+        let cursor = Cursor::open(cursor_path)?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.duration(&config.http_client_timeout))
+            .user_agent(concat!("ti-anomali/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = config.proxy_url.as_deref().filter(|p| !p.is_empty()) {
+            builder = builder.proxy(
+                reqwest::Proxy::all(proxy)
+                    .map_err(|e| PollError::Client(format!("proxy_url: {e}")))?,
+            );
+        }
+        for file in &config.certificate_authorities {
+            let pem = std::fs::read(file)
+                .map_err(|e| PollError::Client(format!("{}: {e}", file.display())))?;
+            for certificate in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| PollError::Client(format!("{}: {e}", file.display())))?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| PollError::Client(e.to_string()))?;
+        let endpoint = format!("{}/api/v2/intelligence/", config.url.trim_end_matches('/'));
+        Ok(Self {
+            config,
+            cursor,
+            http,
+            endpoint,
+        })
+    }
+
+    /// The last `update_id` accepted.
+    pub fn cursor(&self) -> Option<u64> {
+        self.cursor.last_update_id()
+    }
+
+    /// Polls until `stop` turns true or the API refuses the credentials.
+    pub async fn run<S: ObjectSink>(
+        mut self,
+        sink: &S,
+        mut stop: watch::Receiver<bool>,
+        status: watch::Sender<PollStatus>,
+    ) -> Result<(), PollError> {
+        let mut backoff = Backoff::new();
+        let interval = self.config.duration(&self.config.interval);
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let wait = match self.poll_once(sink, Utc::now()).await {
+                Ok(step) => {
+                    backoff.reset();
+                    status.send_replace(PollStatus::Healthy(format!(
+                        "polling; cursor {}",
+                        self.cursor().map_or("none".to_owned(), |c| c.to_string())
+                    )));
+                    match step {
+                        Step::More => continue,
+                        Step::Done => interval,
+                    }
+                }
+                Err(StepError::Unauthorized(code)) => {
+                    let error = PollError::Unauthorized { status: code };
+                    tracing::error!(%error, "polling stopped");
+                    status.send_replace(PollStatus::Failed(error.to_string()));
+                    return Err(error);
+                }
+                Err(StepError::Cursor(error)) => {
+                    status.send_replace(PollStatus::Failed(format!("cursor: {error}")));
+                    return Err(PollError::Cursor(error));
+                }
+                Err(StepError::Retry { reason, after }) => {
+                    tracing::warn!(%reason, "poll failed; retrying");
+                    status.send_replace(PollStatus::Degraded(reason));
+                    let delay = backoff.next();
+                    after.map_or(delay, |after| after.max(delay))
+                }
+                Err(StepError::Malformed(reason)) => {
+                    tracing::error!(%reason, "malformed page; nothing of it applied, retrying");
+                    status.send_replace(PollStatus::Degraded(format!("malformed page: {reason}")));
+                    backoff.next()
+                }
+                Err(StepError::Sink(error)) => {
+                    tracing::warn!(%error, "the pipeline did not take the page; retrying");
+                    status.send_replace(PollStatus::Degraded(error.to_string()));
+                    backoff.next()
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+    }
+
+    /// One request: the page is applied and the cursor advanced, or nothing changes.
+    async fn poll_once<S: ObjectSink>(
+        &mut self,
+        sink: &S,
+        now: DateTime<Utc>,
+    ) -> Result<Step, StepError> {
+        let query = page_query(&self.config, self.cursor(), now);
+        let response = self
+            .http
+            .get(&self.endpoint)
+            .query(&query)
+            .header(
+                "Authorization",
+                format!("apikey {}:{}", self.config.username, self.config.api_key),
+            )
+            .send()
+            .await
+            .map_err(|e| StepError::Retry {
+                reason: format!("GET {}: {}", self.endpoint, without_url(&e)),
+                after: None,
+            })?;
+        let code = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.bytes().await.map_err(|e| StepError::Retry {
+            reason: format!(
+                "GET {}: the answer was cut: {}",
+                self.endpoint,
+                without_url(&e)
+            ),
+            after: None,
+        })?;
+        match code {
+            200 => {}
+            401 | 403 => return Err(StepError::Unauthorized(code)),
+            429 | 500..=599 | 408 => {
+                return Err(StepError::Retry {
+                    reason: format!("GET {}: {code}", self.endpoint),
+                    after: retry_after,
+                });
+            }
+            other => {
+                let mut text = String::from_utf8_lossy(&body).into_owned();
+                text.truncate(300);
+                return Err(StepError::Retry {
+                    reason: format!("GET {}: {other}: {text}", self.endpoint),
+                    after: None,
+                });
+            }
+        }
+        let page = parse_page(&body).map_err(StepError::Malformed)?;
+        let more = page.more;
+        if let Some(last) = page.last_update_id {
+            sink.accept(page.objects, now)
+                .await
+                .map_err(StepError::Sink)?;
+            self.cursor.advance(last).map_err(StepError::Cursor)?;
+        }
+        Ok(if more { Step::More } else { Step::Done })
+    }
+}
+
+/// The error and its causes (the URL in it holds no secret: the key travels in a header).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Doubling delays from 1 s to 5 min, with jitter.
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self { attempt: 0 }
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    fn next(&mut self) -> Duration {
+        let ceiling =
+            Duration::from_secs(1u64 << self.attempt.min(8)).min(Duration::from_secs(300));
+        self.attempt = self.attempt.saturating_add(1);
+        // Jitter from the clock: enough to keep several pollers apart.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        ceiling.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0)
+    }
+}
