@@ -11,7 +11,7 @@ mod agent_harness;
 
 use std::time::{Duration, Instant};
 
-use agent_harness::{Component, free_port, input_source, state_of, unit};
+use agent_harness::{Component, free_port, input_source, observed_after, state_of, unit};
 use anomali_agent_input::control::fake_agent::FakeAgent;
 use anomali_agent_input::control::wire::proto::{self, State, UnitType};
 use serde_json::{Value, json};
@@ -201,14 +201,18 @@ async fn restart_of_elasticsearch_turns_units_degraded_then_healthy() {
         .wait_for_observed(|m| state_of(m, "out") == Some((State::Healthy, 1)), WAIT)
         .await
         .unwrap();
+    let outage = Instant::now();
     let mut restart = std::process::Command::new(&script)
         .arg("20")
         .spawn()
         .unwrap();
-    agent
-        .wait_for_observed(|m| state_of(m, "out") == Some((State::Degraded, 1)), WAIT)
-        .await
-        .unwrap();
+    observed_after(
+        &agent,
+        outage,
+        |m| state_of(m, "out") == Some((State::Degraded, 1)),
+        WAIT,
+    )
+    .await;
     // Pushes during the outage are kept.
     let ids: Vec<u64> = (base..base + 200).collect();
     assert_eq!(component.push(port, &ids).await, 200);
@@ -218,16 +222,61 @@ async fn restart_of_elasticsearch_turns_units_degraded_then_healthy() {
         .unwrap();
     assert!(status.success(), "the restart script failed");
     // Bounded by the shipper's longest backoff (30 s) and the health check (5 s).
+    let back = Instant::now();
+    observed_after(
+        &agent,
+        back,
+        |m| m.units.len() == 2 && m.units.iter().all(|u| u.state == State::Healthy as i32),
+        Duration::from_secs(90),
+    )
+    .await;
+    wait_for_count(&namespace, 200).await;
+    assert!(component.terminate_and_wait().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_elasticsearch_refuses_turn_the_units_degraded_with_the_reason() {
+    let tag = run_tag();
+    let namespace = format!("agentdl{tag}");
+    let base = 9_200_000_000_000 + tag * 10_000;
+    let agent = FakeAgent::start().await.unwrap();
+    let port = free_port();
+    agent.set_expected(units(port, &namespace, 1));
+    let component = Component::start(&agent);
     agent
-        .wait_for_observed(
-            |m| {
-                state_of(m, "out") == Some((State::Healthy, 1))
-                    && m.units.iter().all(|u| u.state == State::Healthy as i32)
-            },
-            Duration::from_secs(90),
-        )
+        .wait_for_observed(|m| state_of(m, "out") == Some((State::Healthy, 1)), WAIT)
         .await
         .unwrap();
-    wait_for_count(&namespace, 200).await;
+    // The same unknown field as a string, then as an object: Elasticsearch refuses the second.
+    let field = format!("agent_probe_{tag}");
+    let line = |id: u64, value: Value| {
+        let mut object = json!({"id": id, "update_id": 1, "itype": "mal_ip", "value_type": "ip",
+                                "srcip": "10.91.0.1", "date_last": "2026-12-01T00:00:00"});
+        object[&field] = value;
+        format!("{object}\n")
+    };
+    assert_eq!(
+        component
+            .push_raw(port, line(base, json!("text")).as_bytes())
+            .await,
+        200
+    );
+    wait_for_count(&namespace, 1).await;
+    let since = Instant::now();
+    assert_eq!(
+        component
+            .push_raw(port, line(base + 1, json!({"nested": 1})).as_bytes())
+            .await,
+        200
+    );
+    let observed = observed_after(
+        &agent,
+        since,
+        |m| state_of(m, "out") == Some((State::Degraded, 1)),
+        WAIT,
+    )
+    .await;
+    let out = observed.units.iter().find(|u| u.id == "out").unwrap();
+    assert!(out.message.contains("refused"), "{}", out.message);
     assert!(component.terminate_and_wait().success());
 }

@@ -163,7 +163,12 @@ impl Component {
 
     /// Pushes signed indicators; the status (0 when the connection failed).
     pub async fn push(&self, port: u16, ids: &[u64]) -> u16 {
-        let body = indicators(ids);
+        self.push_raw(port, &indicators(ids)).await
+    }
+
+    /// Pushes a signed body as it is; the status (0 when the connection failed).
+    pub async fn push_raw(&self, port: u16, body: &[u8]) -> u16 {
+        let body = body.to_vec();
         let signature = format!("sha256={}", sign_sha256_hex(KEY.as_bytes(), &body));
         self.http
             .post(format!("http://127.0.0.1:{port}/"))
@@ -196,5 +201,31 @@ impl Drop for Component {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits for an accepted check-in received after `since` that matches (the fake agent's own
+/// wait searches the whole history, where an earlier state could match).
+pub async fn observed_after(
+    agent: &FakeAgent,
+    since: Instant,
+    predicate: impl Fn(&proto::CheckinObserved) -> bool,
+    limit: Duration,
+) -> proto::CheckinObserved {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = agent
+            .observed()
+            .into_iter()
+            .find(|o| o.accepted && o.received_at > since && predicate(&o.message))
+        {
+            return found.message;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no matching check-in within {limit:?}; last: {:?}",
+            agent.observed().last().map(|o| o.message.units.clone())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
