@@ -14,7 +14,7 @@ use crate::url_parts::parse_url;
 /// The pipeline name used in error messages, in the reference's message format.
 const PIPELINE: &str = "ti-anomali";
 /// The tag that marks documents whose original event is kept or that failed a rule.
-const PRESERVE_TAG: &str = "preserve_original_event";
+pub(crate) const PRESERVE_TAG: &str = "preserve_original_event";
 /// Longest piece of a bad value quoted in an error message.
 const QUOTE_LIMIT: usize = 256;
 
@@ -174,24 +174,7 @@ pub fn map_indicator(
     };
 
     // Rule 13: AS number and organization.
-    if let Some(value) = present(&asn) {
-        let number = match value {
-            Value::Number(n) => n.as_u64().or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                    .map(|f| f as u64)
-            }),
-            Value::String(text) => text.trim().parse::<u64>().ok(),
-            _ => None,
-        };
-        match number.filter(|n| *n <= u64::from(u32::MAX)) {
-            Some(number) => run.doc.threat.indicator.autonomous_system.number = Some(number as i64),
-            None => run.errors.push(format!(
-                "Cannot convert asn field [{}]: not an AS number (0 to 4294967295)",
-                quote(value)
-            )),
-        }
-    }
+    run.doc.threat.indicator.autonomous_system.number = run.as_number(&asn);
     run.doc.threat.indicator.autonomous_system.organization.name = run.text("org", org);
 
     // Rule 14: e-mail address.
@@ -376,26 +359,17 @@ pub fn map_indicator(
     }
 
     // Rule 30: any error marks the document.
-    let Run { mut doc, errors } = run;
-    if !errors.is_empty() {
-        doc.event.kind = "pipeline_error";
-        if !doc.tags.iter().any(|t| t == PRESERVE_TAG) {
-            doc.tags.push(PRESERVE_TAG.to_owned());
-        }
-        doc.error.message = errors;
-    }
-    doc.tags.retain(|t| !t.is_empty());
-    doc
+    run.finish()
 }
 
 /// The document being built and the errors met so far.
-struct Run {
-    doc: EcsDocument,
-    errors: Vec<String>,
+pub(crate) struct Run {
+    pub(crate) doc: EcsDocument,
+    pub(crate) errors: Vec<String>,
 }
 
 impl Run {
-    fn processor_error(&mut self, processor: &str, field: &str, message: &str) {
+    pub(crate) fn processor_error(&mut self, processor: &str, field: &str, message: &str) {
         self.errors.push(format!(
             "Processor {processor} with tag {processor}-{field} in pipeline {PIPELINE} failed with message: {message}"
         ));
@@ -403,7 +377,11 @@ impl Run {
 
     /// A date field, parsed; an unreadable one is an error and is dropped (deviation: the
     /// reference keeps it in a date-typed field, where Elasticsearch rejects the whole document).
-    fn date(&mut self, field: &str, value: &Option<Value>) -> Option<(DateTime<Utc>, Timestamp)> {
+    pub(crate) fn date(
+        &mut self,
+        field: &str,
+        value: &Option<Value>,
+    ) -> Option<(DateTime<Utc>, Timestamp)> {
         match present(value)? {
             Value::String(text) => match normalise(text) {
                 Ok(parsed) => Some(parsed),
@@ -423,7 +401,7 @@ impl Run {
         }
     }
 
-    fn coordinate(&mut self, field: &str, value: &Value, limit: f64) -> Option<f64> {
+    pub(crate) fn coordinate(&mut self, field: &str, value: &Value, limit: f64) -> Option<f64> {
         let number = match value {
             Value::Number(n) => n.as_f64(),
             Value::String(text) => text.trim().parse::<f64>().ok(),
@@ -451,7 +429,7 @@ impl Run {
     }
 
     /// A field ECS holds as a keyword: strings as they are, numbers and booleans as text.
-    fn text(&mut self, field: &str, value: Option<Value>) -> Option<String> {
+    pub(crate) fn text(&mut self, field: &str, value: Option<Value>) -> Option<String> {
         match value? {
             Value::Null => None,
             // Moved, not copied: the indicator is ours.
@@ -473,7 +451,7 @@ impl Run {
     /// A field kept under anomali.threatstream that Elasticsearch maps as a keyword: scalars
     /// and arrays of scalars are kept (pruned); an object would make Elasticsearch reject the
     /// whole document, so it is an error and is dropped.
-    fn keyword(&mut self, field: &str, value: Option<Value>) -> Option<Value> {
+    pub(crate) fn keyword(&mut self, field: &str, value: Option<Value>) -> Option<Value> {
         let value = value.and_then(pruned)?;
         let is_nested = |v: &Value| v.is_object() || v.is_array();
         let nested = match &value {
@@ -492,8 +470,46 @@ impl Run {
         Some(value)
     }
 
+    /// Rule 13: an AS number (a number or a string holding one, 0 to 2^32-1).
+    pub(crate) fn as_number(&mut self, value: &Option<Value>) -> Option<i64> {
+        let value = present(value)?;
+        let number = match value {
+            Value::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            }),
+            Value::String(text) => text.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match number.filter(|n| *n <= u64::from(u32::MAX)) {
+            Some(number) => Some(number as i64),
+            None => {
+                self.errors.push(format!(
+                    "Cannot convert asn field [{}]: not an AS number (0 to 4294967295)",
+                    quote(value)
+                ));
+                None
+            }
+        }
+    }
+
+    /// Rule 30: any error marks the document; empty tags go.
+    pub(crate) fn finish(self) -> EcsDocument {
+        let Run { mut doc, errors } = self;
+        if !errors.is_empty() {
+            doc.event.kind = "pipeline_error";
+            if !doc.tags.iter().any(|t| t == PRESERVE_TAG) {
+                doc.tags.push(PRESERVE_TAG.to_owned());
+            }
+            doc.error.message = errors;
+        }
+        doc.tags.retain(|t| !t.is_empty());
+        doc
+    }
+
     /// Rule 26: an id as a string.
-    fn id_text(&mut self, field: &str, value: Option<Value>) -> Option<String> {
+    pub(crate) fn id_text(&mut self, field: &str, value: Option<Value>) -> Option<String> {
         match value? {
             Value::Null => None,
             Value::String(text) => (!text.is_empty()).then_some(text),
@@ -511,7 +527,7 @@ impl Run {
 }
 
 /// An IP address; an IPv6 zone (`fe80::1%eth0`) is allowed, as Elasticsearch allows it.
-fn parse_ip(text: &str) -> Result<IpAddr, std::net::AddrParseError> {
+pub(crate) fn parse_ip(text: &str) -> Result<IpAddr, std::net::AddrParseError> {
     match text.split_once('%') {
         Some((address, zone)) if !zone.is_empty() && !zone.contains(['%', '/', ' ']) => {
             address.parse::<std::net::Ipv6Addr>().map(IpAddr::V6)
@@ -521,7 +537,7 @@ fn parse_ip(text: &str) -> Result<IpAddr, std::net::AddrParseError> {
 }
 
 /// The value, unless it is missing, null or an empty string.
-fn present(value: &Option<Value>) -> Option<&Value> {
+pub(crate) fn present(value: &Option<Value>) -> Option<&Value> {
     match value {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) if text.is_empty() => None,
@@ -530,7 +546,7 @@ fn present(value: &Option<Value>) -> Option<&Value> {
 }
 
 /// A JSON number as text; integers without the formatting machinery (ids are on the hot path).
-fn number_text(number: &Number) -> String {
+pub(crate) fn number_text(number: &Number) -> String {
     if let Some(unsigned) = number.as_u64() {
         itoa::Buffer::new().format(unsigned).to_owned()
     } else if let Some(signed) = number.as_i64() {
@@ -540,7 +556,7 @@ fn number_text(number: &Number) -> String {
     }
 }
 
-fn scalar_text(value: &Value) -> Option<String> {
+pub(crate) fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
         Value::Number(number) => Some(number_text(number)),
@@ -550,7 +566,7 @@ fn scalar_text(value: &Value) -> Option<String> {
 }
 
 /// A number, or a string holding one.
-fn number_of(value: &Value) -> Option<Number> {
+pub(crate) fn number_of(value: &Value) -> Option<Number> {
     match value {
         Value::Number(number) => Some(number.clone()),
         Value::String(text) => {
@@ -567,7 +583,7 @@ fn number_of(value: &Value) -> Option<Number> {
 
 /// Rule 12. deviation: half-open buckets, so 29.5 is Low and 69.5 Medium (the reference's
 /// integer ranges leave such values without a bucket).
-fn confidence_bucket(number: &Number) -> &'static str {
+pub(crate) fn confidence_bucket(number: &Number) -> &'static str {
     let value = number.as_f64().unwrap_or(0.0);
     if value <= 0.0 || value > 100.0 {
         "None"
@@ -581,7 +597,7 @@ fn confidence_bucket(number: &Number) -> &'static str {
 }
 
 /// Rule 23, on the 3/5/7/9 scale of the reference pipeline.
-fn severity_score(name: &str) -> Option<i64> {
+pub(crate) fn severity_score(name: &str) -> Option<i64> {
     match name.to_ascii_lowercase().as_str() {
         "low" => Some(3),
         "medium" => Some(5),
@@ -630,14 +646,14 @@ fn split_detail(text: &str, tags: &mut Vec<String>) {
     }
 }
 
-fn quote(value: &Value) -> String {
+pub(crate) fn quote(value: &Value) -> String {
     match value {
         Value::String(text) => quote_str(text),
         other => quote_str(&other.to_string()),
     }
 }
 
-fn quote_str(text: &str) -> String {
+pub(crate) fn quote_str(text: &str) -> String {
     if text.len() <= QUOTE_LIMIT {
         return text.to_owned();
     }

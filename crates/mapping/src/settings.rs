@@ -32,4 +32,13 @@ impl MappingSettings {
             geoip: None,
         }
     }
+
+    /// The reference `intelligence` stream's defaults: `ioc_duration_before_deletion: 90d` and
+    /// the tags `forwarded` and `anomali-intelligence`, for [`crate::map_intelligence`].
+    pub fn intelligence_defaults() -> Self {
+        Self {
+            tags: vec!["forwarded".to_owned(), "anomali-intelligence".to_owned()],
+            ..Self::integration_defaults()
+        }
+    }
 }

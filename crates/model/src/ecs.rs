@@ -121,6 +121,9 @@ impl ErrorFields {
 pub struct EventFields {
     /// `event.category`: always `["threat"]`.
     pub category: &'static [&'static str],
+    /// `event.created`: when ThreatStream created the indicator (`created_ts`, intelligence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
     /// `event.dataset`, set when the document is stored: `ti_anomali.threatstream`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<&'static str>,
@@ -220,9 +223,14 @@ pub enum DocumentRole {
 impl EcsDocument {
     /// The dataset of the webhook stream.
     pub const THREATSTREAM_DATASET: &'static str = "ti_anomali.threatstream";
+    /// The dataset of the API-polling (`GET /api/v2/intelligence/`) stream.
+    pub const INTELLIGENCE_DATASET: &'static str = "ti_anomali.intelligence";
 
     /// Sets what a stored document carries besides the mapping's output: `event.module`,
     /// `event.dataset`, `threat.feed`, and `labels.is_ioc_transform_source` for `role`.
+    ///
+    /// `dataset` is [`Self::THREATSTREAM_DATASET`] or [`Self::INTELLIGENCE_DATASET`]: both
+    /// streams share the module, the feed and the label.
     pub fn stamp(&mut self, dataset: &'static str, role: DocumentRole) {
         self.event.module = Some("ti_anomali");
         self.event.dataset = Some(dataset);
@@ -247,6 +255,7 @@ impl ThreatFields {
             && is_absent(&i.ip)
             && i.last_seen.is_none()
             && i.marking.is_empty()
+            && i.modified_at.is_none()
             && is_absent(&i.name)
             && is_absent(&i.provider)
             && i.indicator_type.is_none()
@@ -284,6 +293,9 @@ pub struct IndicatorFields {
     /// `threat.indicator.marking`.
     #[serde(skip_serializing_if = "Marking::is_empty")]
     pub marking: Marking,
+    /// `threat.indicator.modified_at`: when ThreatStream last changed it (intelligence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modified_at: Option<Timestamp>,
     /// `threat.indicator.name`: the indicator's value.
     #[serde(skip_serializing_if = "is_absent")]
     pub name: Option<String>,
@@ -349,11 +361,14 @@ pub struct FileFields {
     /// `file.hash`.
     #[serde(skip_serializing_if = "FileHash::is_empty")]
     pub hash: FileHash,
+    /// `file.path`: a file name indicator (`*_file_name` itypes, intelligence).
+    #[serde(skip_serializing_if = "is_absent")]
+    pub path: Option<String>,
 }
 
 impl FileFields {
     fn is_empty(&self) -> bool {
-        self.hash.is_empty()
+        self.hash.is_empty() && is_absent(&self.path)
     }
 }
 
@@ -372,6 +387,9 @@ pub struct FileHash {
     /// 128 hex digits.
     #[serde(skip_serializing_if = "is_absent")]
     pub sha512: Option<String>,
+    /// A fuzzy hash (`*_ssdeep` itypes, intelligence).
+    #[serde(skip_serializing_if = "is_absent")]
+    pub ssdeep: Option<String>,
 }
 
 impl FileHash {
@@ -380,6 +398,7 @@ impl FileHash {
             && is_absent(&self.sha1)
             && is_absent(&self.sha256)
             && is_absent(&self.sha512)
+            && is_absent(&self.ssdeep)
     }
 }
 
@@ -434,14 +453,57 @@ pub struct GeoLocation {
 /// `threat.indicator.marking`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Marking {
-    /// `marking.tlp`: an array, as in the reference threatstream stream.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tlp: Vec<&'static str>,
+    /// `marking.tlp`.
+    #[serde(skip_serializing_if = "Tlp::is_empty")]
+    pub tlp: Tlp,
 }
 
 impl Marking {
     fn is_empty(&self) -> bool {
         self.tlp.is_empty()
+    }
+}
+
+/// `threat.indicator.marking.tlp`: the two reference streams write it in different shapes, and
+/// dashboards built on each expect their own, so the shape is kept per stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tlp {
+    /// An array of fixed labels, as the threatstream stream writes it (`["AMBER"]`).
+    Labels(Vec<&'static str>),
+    /// One label, upper-cased from the feed, as the intelligence stream writes it (`"AMBER"`).
+    Label(String),
+}
+
+impl Default for Tlp {
+    fn default() -> Self {
+        Self::Labels(Vec::new())
+    }
+}
+
+impl Tlp {
+    /// Appends a label to the array shape (a single label is replaced by the array).
+    pub fn push(&mut self, label: &'static str) {
+        match self {
+            Self::Labels(labels) => labels.push(label),
+            Self::Label(_) => *self = Self::Labels(vec![label]),
+        }
+    }
+
+    /// True when there is no label to write.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Self::Labels(labels) => labels.is_empty(),
+            Self::Label(label) => label.is_empty(),
+        }
+    }
+}
+
+impl Serialize for Tlp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Labels(labels) => labels.serialize(serializer),
+            Self::Label(label) => serializer.serialize_str(label),
+        }
     }
 }
 
@@ -536,6 +598,10 @@ pub struct ThreatstreamFields {
     /// Normalised `deleted_at` (from the feed, or the configured expiry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Timestamp>,
+    /// When the latest index drops the indicator (intelligence): the earlier of the receive
+    /// time plus the configured duration and the feed's `expiration_ts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_scheduled_at: Option<Timestamp>,
     /// `detail2`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail2: Option<Value>,
@@ -592,6 +658,7 @@ impl ThreatstreamFields {
             && self.classification.is_none()
             && self.confidence.is_none()
             && self.deleted_at.is_none()
+            && self.deletion_scheduled_at.is_none()
             && self.detail2.is_none()
             && self.domain.is_none()
             && is_absent(&self.id)
@@ -690,6 +757,7 @@ mod tests {
                     classification: Some(json!("public")),
                     confidence: Some(json!(29.5)),
                     deleted_at: time,
+                    deletion_scheduled_at: time,
                     detail2: Some(json!("imported by user 1")),
                     domain: Some(json!("d.example")),
                     id: text("1"),
@@ -731,6 +799,7 @@ mod tests {
             }),
             event: EventFields {
                 category: &["threat"],
+                created: time,
                 dataset: Some("ti_anomali.threatstream"),
                 ingested: time,
                 module: Some("ti_anomali"),
@@ -763,7 +832,9 @@ mod tests {
                             sha1: text("s1"),
                             sha256: text("s2"),
                             sha512: text("s5"),
+                            ssdeep: text("sd"),
                         },
+                        path: text("fp"),
                     },
                     first_seen: time,
                     geo: GeoFields {
@@ -780,8 +851,9 @@ mod tests {
                     },
                     ip: text("ip"),
                     last_seen: time,
+                    modified_at: time,
                     marking: Marking {
-                        tlp: vec!["AMBER", "WHITE"],
+                        tlp: Tlp::Labels(vec!["AMBER", "WHITE"]),
                     },
                     name: text("n"),
                     provider: text("p"),
@@ -816,6 +888,76 @@ mod tests {
             String::from_utf8(fast).unwrap(),
             serde_json::to_string(&EcsDocument::default()).unwrap()
         );
+    }
+
+    /// The fields only the intelligence stream sets, with a single-label TLP: the encoder must
+    /// still write exactly what serde_json writes, and `stamp` must name the intelligence dataset.
+    #[test]
+    fn write_json_matches_serde_json_on_an_intelligence_document() {
+        let time = Timestamp::parse_normalised("2026-01-02T03:04:05.006Z");
+        let mut document = EcsDocument {
+            anomali: AnomaliFields {
+                threatstream: ThreatstreamFields {
+                    deletion_scheduled_at: time,
+                    ..Default::default()
+                },
+            },
+            event: EventFields {
+                category: &["threat"],
+                created: time,
+                kind: "enrichment",
+                kind_of_event: &["indicator"],
+                ..Default::default()
+            },
+            threat: ThreatFields {
+                indicator: IndicatorFields {
+                    file: FileFields {
+                        hash: FileHash {
+                            ssdeep: Some("3:a\"b:c".into()),
+                            ..Default::default()
+                        },
+                        path: Some("C:\\evil.exe".into()),
+                    },
+                    marking: Marking {
+                        tlp: Tlp::Label("AMBER+STRICT".into()),
+                    },
+                    modified_at: time,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        document.stamp(EcsDocument::INTELLIGENCE_DATASET, DocumentRole::Source);
+        let value = serde_json::to_value(&document).unwrap();
+        assert_eq!(value["event"]["dataset"], "ti_anomali.intelligence");
+        assert_eq!(
+            value["threat"]["indicator"]["marking"]["tlp"],
+            "AMBER+STRICT"
+        );
+        let mut fast = Vec::new();
+        document.write_json(&mut fast);
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            serde_json::to_string(&document).unwrap()
+        );
+
+        // A path without hashes, and an empty label, which is not written.
+        document.threat.indicator.file.hash = FileHash::default();
+        document.threat.indicator.marking.tlp = Tlp::Label(String::new());
+        let mut fast = Vec::new();
+        document.write_json(&mut fast);
+        let text = String::from_utf8(fast).unwrap();
+        assert_eq!(text, serde_json::to_string(&document).unwrap());
+        assert!(!text.contains("marking"), "{text}");
+    }
+
+    #[test]
+    fn pushing_a_label_onto_a_single_label_makes_an_array() {
+        let mut tlp = Tlp::Label("RED".into());
+        tlp.push("AMBER");
+        assert_eq!(tlp, Tlp::Labels(vec!["AMBER"]));
+        assert!(Tlp::default().is_empty());
     }
 
     #[test]

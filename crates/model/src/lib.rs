@@ -22,7 +22,7 @@ pub use ecs::{
     AgentFields, AnomaliFields, AsFields, AsOrganization, DataStreamFields, DocumentRole,
     ECS_VERSION, EcsDocument, EcsVersion, EmailFields, ErrorFields, EventFields, FeedFields,
     FileFields, FileHash, GeoFields, GeoLocation, IndicatorFields, InputFields, LabelFields,
-    Marking, RelatedFields, ThreatFields, ThreatstreamFields, UrlFields, pruned,
+    Marking, RelatedFields, ThreatFields, ThreatstreamFields, Tlp, UrlFields, pruned,
 };
 pub use indicator::Indicator;
 pub use json::{JsonError, write_json};

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{
     AnomaliFields, AsFields, EcsDocument, EventFields, FileHash, GeoFields, IndicatorFields,
-    RelatedFields, ThreatstreamFields, UrlFields, is_absent,
+    RelatedFields, ThreatstreamFields, Tlp, UrlFields, is_absent,
 };
 use crate::Timestamp;
 use crate::json::{write_escaped, write_json};
@@ -171,6 +171,7 @@ fn write_threatstream(out: &mut Vec<u8>, ts: &ThreatstreamFields) {
     o.value("\"classification\":", &ts.classification);
     o.value("\"confidence\":", &ts.confidence);
     o.time("\"deleted_at\":", &ts.deleted_at);
+    o.time("\"deletion_scheduled_at\":", &ts.deletion_scheduled_at);
     o.value("\"detail2\":", &ts.detail2);
     o.value("\"domain\":", &ts.domain);
     o.text("\"id\":", &ts.id);
@@ -207,6 +208,7 @@ fn write_unknown(o: &mut Object<'_>, unknown: &Map<String, Value>) {
 fn write_event(out: &mut Vec<u8>, event: &EventFields) {
     let mut o = Object::open(out);
     write_strings(o.key("\"category\":"), event.category.iter().copied());
+    o.time("\"created\":", &event.created);
     if let Some(dataset) = event.dataset {
         write_escaped(o.key("\"dataset\":"), dataset);
     }
@@ -248,7 +250,10 @@ fn write_indicator(out: &mut Vec<u8>, indicator: &IndicatorFields) {
     }
     if !indicator.file.is_empty() {
         let mut file = Object::open(o.key("\"file\":"));
-        write_hash(file.key("\"hash\":"), &indicator.file.hash);
+        if !indicator.file.hash.is_empty() {
+            write_hash(file.key("\"hash\":"), &indicator.file.hash);
+        }
+        file.text("\"path\":", &indicator.file.path);
         file.close();
     }
     o.time("\"first_seen\":", &indicator.first_seen);
@@ -259,12 +264,13 @@ fn write_indicator(out: &mut Vec<u8>, indicator: &IndicatorFields) {
     o.time("\"last_seen\":", &indicator.last_seen);
     if !indicator.marking.is_empty() {
         let mut marking = Object::open(o.key("\"marking\":"));
-        write_strings(
-            marking.key("\"tlp\":"),
-            indicator.marking.tlp.iter().copied(),
-        );
+        match &indicator.marking.tlp {
+            Tlp::Labels(labels) => write_strings(marking.key("\"tlp\":"), labels.iter().copied()),
+            Tlp::Label(label) => write_escaped(marking.key("\"tlp\":"), label),
+        }
         marking.close();
     }
+    o.time("\"modified_at\":", &indicator.modified_at);
     o.text("\"name\":", &indicator.name);
     o.text("\"provider\":", &indicator.provider);
     if let Some(kind) = indicator.indicator_type {
@@ -296,6 +302,7 @@ fn write_hash(out: &mut Vec<u8>, hash: &FileHash) {
     o.text("\"sha1\":", &hash.sha1);
     o.text("\"sha256\":", &hash.sha256);
     o.text("\"sha512\":", &hash.sha512);
+    o.text("\"ssdeep\":", &hash.ssdeep);
     o.close();
 }
 
