@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anomali_agent_input::control::client::{
-    Observed, answer_actions, check_in, connect, read_start_up_info, version_info,
+    Observed, answer_actions, check_in, check_tls_material, connect, read_start_up_info,
+    version_info,
 };
 use anomali_agent_input::control::structs::struct_to_json;
 use anomali_agent_input::control::wire::proto::{self, State, UnitType};
@@ -74,7 +75,12 @@ enum Desired {
 
 pub(crate) fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let level = agent_logs::init("info");
-    let info = read_start_up_info(std::io::stdin().lock())?;
+    let info = read_start_up_info(std::io::stdin().lock())
+        .and_then(|info| check_tls_material(&info).map(|()| info))
+        .inspect_err(|error| {
+            // Also as a JSON line: the agent parses stderr.
+            tracing::error!(%error, "cannot start as an elastic agent component");
+        })?;
     let data_dir = args
         .settings
         .iter()

@@ -29,7 +29,8 @@ struct Cli {
 enum Command {
     /// Map indicators (NDJSON, a JSON array or concatenated objects) to ECS documents as NDJSON.
     Map(map_command::MapArgs),
-    /// Run the webhook and keep the live indicators in the embedded store (the main job).
+    /// Run the webhook and keep the live indicators in the embedded store, or ship them to
+    /// Elasticsearch with --es-url (the main job).
     Serve(serve_command::ServeArgs),
     /// Print the live documents matching an IP, domain, URL, e-mail address or hash.
     Lookup(serve_command::LookupArgs),

@@ -382,3 +382,35 @@ fn the_component_spec_names_our_own_input_and_the_agent_command() {
     assert_eq!(input["outputs"], json!(["elasticsearch"]));
     assert_eq!(input["command"]["args"], json!(["agent"]));
 }
+
+#[tokio::test]
+async fn an_unusable_key_in_the_start_up_info_is_named_at_once() {
+    use prost::Message as _;
+    let agent = FakeAgent::start().await.unwrap();
+    let mut info = agent.start_up_info();
+    info.peer_key =
+        b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".to_vec();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+        .arg("agent")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&info.encode_to_vec()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("certificate or key"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with('{') && l.contains("\"log.level\":\"error\"")),
+        "a JSON line too: {stderr}"
+    );
+    assert!(!stderr.contains(agent.token()), "the token is a secret");
+}

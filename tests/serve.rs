@@ -297,3 +297,43 @@ fn kill_9_under_load_loses_no_acknowledged_indicator() {
     );
     assert_eq!(missing, 0, "indicators answered 200 but lost");
 }
+
+#[test]
+fn with_elasticsearch_unreachable_pushes_are_spooled_and_reads_answer_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let closed = free_port();
+    let service = Service::start(
+        &dir.path().join("data"),
+        port,
+        &format!("es_url: http://127.0.0.1:{closed}\n"),
+    );
+    let client = blocking_client();
+    let body = b"{\"id\": 1, \"update_id\": 1, \"itype\": \"mal_ip\", \"srcip\": \"10.5.5.5\"}\n";
+    assert_eq!(
+        push(&client, &service.url("/"), body),
+        reqwest::StatusCode::OK
+    );
+    let signature = format!("sha256={}", sign_sha256_hex(KEY.as_bytes(), b""));
+    let response = client
+        .get(service.url("/_ti/lookup?value=10.5.5.5"))
+        .header("X-Filebeat-Signature", signature)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let (_, metrics) = {
+        let signature = format!("sha256={}", sign_sha256_hex(KEY.as_bytes(), b""));
+        let text = client
+            .get(service.url("/_ti/metrics"))
+            .header("X-Filebeat-Signature", signature)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        ((), text)
+    };
+    assert!(metrics.contains("ti_es_spool_entries 1"), "{metrics}");
+    assert!(metrics.contains("ti_es_connected 0"), "{metrics}");
+    service.stop();
+}

@@ -15,7 +15,8 @@ use crate::sink::{Batch, IndicatorSink};
 /// What the listener answers besides the webhook itself.
 pub trait ReadApi: Send + Sync + 'static {
     /// The live documents matching an indicator value (IP, domain, URL, e-mail, hash).
-    fn lookup(&self, value: &str) -> impl Future<Output = Result<Vec<Value>, String>> + Send;
+    /// `Err(SinkError::Unavailable)` while the backend cannot be reached (answered 503).
+    fn lookup(&self, value: &str) -> impl Future<Output = Result<Vec<Value>, SinkError>> + Send;
     /// `Ok` with details when healthy, `Err` with the reason when not.
     fn health(&self) -> impl Future<Output = Result<Value, String>> + Send;
     /// More metrics in the Prometheus text format, appended to the webhook's.
@@ -31,8 +32,8 @@ pub trait ReadApi: Send + Sync + 'static {
 pub struct NoReadApi;
 
 impl ReadApi for NoReadApi {
-    async fn lookup(&self, _value: &str) -> Result<Vec<Value>, String> {
-        Err("no lookup API".to_owned())
+    async fn lookup(&self, _value: &str) -> Result<Vec<Value>, SinkError> {
+        Err(SinkError::Failed("no lookup API".to_owned()))
     }
     async fn health(&self) -> Result<Value, String> {
         Ok(Value::Null)
@@ -46,7 +47,7 @@ impl ReadApi for NoReadApi {
 }
 
 impl<A: ReadApi> ReadApi for std::sync::Arc<A> {
-    fn lookup(&self, value: &str) -> impl Future<Output = Result<Vec<Value>, String>> + Send {
+    fn lookup(&self, value: &str) -> impl Future<Output = Result<Vec<Value>, SinkError>> + Send {
         (**self).lookup(value)
     }
     fn health(&self) -> impl Future<Output = Result<Value, String>> + Send {
@@ -126,12 +127,17 @@ impl<S: LatestStore> IndicatorSink for StoreSink<S> {
 }
 
 impl<S: LatestStore> ReadApi for StoreSink<S> {
-    async fn lookup(&self, value: &str) -> Result<Vec<Value>, String> {
+    async fn lookup(&self, value: &str) -> Result<Vec<Value>, SinkError> {
         let found = self
             .store
             .find(value, Utc::now())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|error| match error {
+                StoreError::Closed | StoreError::Unavailable(_) => {
+                    SinkError::Unavailable(error.to_string())
+                }
+                other => SinkError::Failed(other.to_string()),
+            })?;
         Ok(found.into_iter().map(|live| live.document).collect())
     }
 

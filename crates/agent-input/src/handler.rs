@@ -324,7 +324,11 @@ async fn read_api<S: IndicatorSink, A: ReadApi>(
             };
             match shared.api.lookup(&value).await {
                 Ok(documents) => Answer::json(StatusCode::OK, &serde_json::Value::Array(documents)),
-                Err(reason) => Answer::error(StatusCode::INTERNAL_SERVER_ERROR, reason),
+                Err(SinkError::Unavailable(reason)) => Answer {
+                    retry_after: Some(shared.config.retry_after),
+                    ..Answer::error(StatusCode::SERVICE_UNAVAILABLE, reason)
+                },
+                Err(error) => Answer::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
             }
         }
         _ => Answer::error(StatusCode::NOT_FOUND, "not found"),

@@ -79,6 +79,24 @@ pub fn read_start_up_info(
     Ok(info)
 }
 
+/// Checks that the start-up info's CA, certificate and key make a TLS client configuration: a
+/// bad one cannot get better by retrying, so it is reported at once.
+pub fn check_tls_material(info: &proto::StartUpInfo) -> Result<(), ControlError> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&info.ca_cert))
+        .identity(Identity::from_pem(&info.peer_cert, &info.peer_key))
+        .domain_name(info.server_name.clone());
+    Endpoint::from_static("https://127.0.0.1:1")
+        .tls_config(tls)
+        .map(drop)
+        .map_err(|error| {
+            ControlError::StartUp(format!(
+                "the certificate or key in it cannot be used: {}",
+                error_chain(&error)
+            ))
+        })
+}
+
 /// Connects to the agent; see the module docs.
 pub async fn connect(
     info: &proto::StartUpInfo,
@@ -100,7 +118,7 @@ pub async fn connect(
         let endpoint = Endpoint::from_shared(format!("https://{address}"))
             .map_err(|e| connect_error(e.to_string()))?
             .tls_config(tls.clone())
-            .map_err(|e| connect_error(format!("tls: {e}")))?
+            .map_err(|e| connect_error(format!("tls: {}", error_chain(&e))))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
         match endpoint.connect().await {
