@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anomali_agent_input::{StoreSink, WebhookConfig, WebhookServer, sign_sha256_hex};
+use anomali_agent_input::poll::{ObjectSink, PollConfig, PollStatus, Poller};
+use anomali_agent_input::{SinkError, StoreSink, WebhookConfig, WebhookServer, sign_sha256_hex};
 use anomali_latest_store::{EmbeddedOptions, EmbeddedStore, LatestStore};
-use anomali_mapping::{GeoIp, MappingSettings};
+use anomali_mapping::{GeoIp, MappingSettings, Received, map_intelligence};
 use anomali_model::{AgentFields, EcsDocument};
 use anomali_sink_es::templates::{LATEST_ALIAS, LATEST_INDEX};
 use anomali_sink_es::{
@@ -44,6 +45,9 @@ pub(crate) struct ServeConfig {
     namespace: String,
     /// How pushes are spooled and shipped to Elasticsearch.
     shipping: ShippingConfig,
+    /// Poll the ThreatStream Intelligence API too (embedded store only, for now). By default,
+    /// off.
+    intelligence: Option<PollConfig>,
     /// The webhook.
     webhook: WebhookConfig,
 }
@@ -120,6 +124,7 @@ impl Default for ServeConfig {
             elasticsearch: None,
             namespace: "default".to_owned(),
             shipping: ShippingConfig::default(),
+            intelligence: None,
             webhook: WebhookConfig::default(),
         }
     }
@@ -322,6 +327,17 @@ pub(crate) fn prepare(mut config: ServeConfig) -> anyhow::Result<Prepared> {
     if let Some(connection) = &connection {
         connection.validate()?;
     }
+    if let Some(intelligence) = &config.intelligence {
+        intelligence
+            .validate()
+            .map_err(|e| anyhow::anyhow!("intelligence: {e}"))?;
+        if connection.is_some() {
+            bail!(
+                "intelligence: polling the API works with the embedded store only, for now \
+                 (the intelligence indices in Elasticsearch are not set up yet)"
+            );
+        }
+    }
     if config.sweep_interval_seconds == 0 || config.sweep_interval_seconds > 10 {
         bail!("sweep_interval_seconds must be 1 to 10 (expired indicators leave within that time)");
     }
@@ -444,18 +460,89 @@ pub(crate) async fn run_prepared(
                 status.send_replace(PipelineStatus::Healthy(
                     "serving on the embedded store".to_owned(),
                 ));
-                run(
+                let poller = match config.intelligence.clone() {
+                    Some(poll) => Some(start_intelligence_poller(
+                        poll,
+                        &config.data_dir,
+                        store.clone(),
+                    )?),
+                    None => None,
+                };
+                let served = run(
                     store,
                     validated,
                     settings,
                     config.sweep_interval_seconds,
                     stop,
                 )
-                .await?;
-                Ok(())
+                .await;
+                if let Some((stop_poller, task)) = poller {
+                    let _ = stop_poller.send(true);
+                    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+                }
+                served.map(drop)
             }
         }
     }
+}
+
+/// Maps each page of Intelligence API objects and applies it to the store as the
+/// `ti_anomali.intelligence` dataset.
+struct IntelligenceToStore<S> {
+    store: S,
+    settings: MappingSettings,
+}
+
+impl<S: LatestStore> ObjectSink for IntelligenceToStore<S> {
+    async fn accept(
+        &self,
+        objects: Vec<serde_json::Map<String, serde_json::Value>>,
+        received_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), SinkError> {
+        let received = Received {
+            at: received_at,
+            original: None,
+        };
+        let documents = objects
+            .into_iter()
+            .map(|object| map_intelligence(object, &received, &self.settings))
+            .collect();
+        self.store
+            .apply(
+                EcsDocument::INTELLIGENCE_DATASET,
+                documents,
+                chrono::Utc::now(),
+            )
+            .await
+            .map(drop)
+            .map_err(|error| SinkError::Unavailable(error.to_string()))
+    }
+}
+
+/// Starts the poller on `store`; its cursor lives in the data folder.
+fn start_intelligence_poller<S: LatestStore>(
+    config: PollConfig,
+    data_dir: &Path,
+    store: S,
+) -> anyhow::Result<(
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let poller = Poller::new(config, &data_dir.join("intelligence-cursor.json"))
+        .map_err(|e| anyhow::anyhow!("intelligence: {e}"))?;
+    tracing::info!(cursor = ?poller.cursor(), "polling the threatstream intelligence api");
+    let sink = IntelligenceToStore {
+        store,
+        settings: MappingSettings::intelligence_defaults(),
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (status, _) = tokio::sync::watch::channel(PollStatus::Starting);
+    let task = tokio::spawn(async move {
+        if let Err(error) = poller.run(&sink, stopped, status).await {
+            tracing::error!(%error, "intelligence polling stopped");
+        }
+    });
+    Ok((stop, task))
 }
 
 /// Serves with `store` until SIGTERM or Ctrl-C; gives the store back for its own shutdown.

@@ -337,3 +337,97 @@ fn with_elasticsearch_unreachable_pushes_are_spooled_and_reads_answer_503() {
     assert!(metrics.contains("ti_es_connected 0"), "{metrics}");
     service.stop();
 }
+
+/// Serves one page of Intelligence API objects to every request (loopback, at most 50
+/// requests); records the requests' first lines.
+fn fake_intelligence_api(page: String) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read as _, Write as _};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut byte) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&byte[..n]),
+                }
+            }
+            let first = String::from_utf8_lossy(&head)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            log.lock().unwrap().push(first);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn serve_polls_the_intelligence_api_into_the_embedded_store() {
+    let page = serde_json::json!({"meta": {"next": null}, "objects": [
+        {"id": 501, "update_id": 9001, "itype": "mal_ip", "value": "198.51.100.23", "ip": "198.51.100.23",
+         "confidence": 80, "tlp": "amber", "created_ts": "2026-11-01T00:00:00Z", "modified_ts": "2026-11-30T00:00:00Z"},
+        {"id": 502, "update_id": 9002, "itype": "mal_domain", "value": "bad.example.net",
+         "confidence": 20, "created_ts": "2026-11-01T00:00:00Z", "modified_ts": "2026-11-30T00:00:00Z"}
+    ]})
+    .to_string();
+    let (api_port, seen) = fake_intelligence_api(page);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let data = dir.path().join("data");
+    let service = Service::start(
+        &data,
+        port,
+        &format!(
+            "intelligence:\n  url: http://127.0.0.1:{api_port}\n  username: analyst\n  api_key: k-123\n  interval: 1s\n"
+        ),
+    );
+    let client = blocking_client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let found = loop {
+        let (status, found) = get_json(&client, &service.url("/_ti/lookup?value=198.51.100.23"));
+        if status == reqwest::StatusCode::OK && found.as_array().is_some_and(|a| !a.is_empty()) {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the polled indicator never showed: {found}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(found[0]["event"]["dataset"], "ti_anomali.intelligence");
+    assert_eq!(found[0]["threat"]["indicator"]["name"], "198.51.100.23");
+    assert!(
+        found[0]["anomali"]["threatstream"]["deletion_scheduled_at"].is_string(),
+        "{found}"
+    );
+    let (_, domain) = get_json(&client, &service.url("/_ti/lookup?value=bad.example.net"));
+    assert_eq!(domain.as_array().map(Vec::len), Some(1), "{domain}");
+    // The second poll asked after the cursor.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("update_id__gt=9002"))
+    {
+        assert!(Instant::now() < deadline, "{:?}", seen.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    service.stop();
+    assert_eq!(
+        std::fs::read_to_string(data.join("intelligence-cursor.json")).unwrap(),
+        "{\"last_update_id\":9002}"
+    );
+}

@@ -91,11 +91,16 @@ impl DocumentFacts {
             // Elasticsearch versions are signed 64-bit: a larger value orders like no number,
             // in every backend alike.
             .filter(|u| i64::try_from(*u).is_ok());
-        let expires_at = threatstream
-            .deleted_at
-            .as_ref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t.as_str()).ok())
-            .map(|t| t.with_timezone(&Utc));
+        // `deleted_at` (threatstream) or `deletion_scheduled_at` (intelligence), the earlier.
+        let expires_at = [
+            &threatstream.deleted_at,
+            &threatstream.deletion_scheduled_at,
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|t| DateTime::parse_from_rfc3339(t.as_str()).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .min();
         Self {
             key,
             update_id,
@@ -149,6 +154,27 @@ mod tests {
 
     fn version(update_id: Option<u64>, arrival: u64) -> Version {
         Version { update_id, arrival }
+    }
+
+    #[test]
+    fn expiry_is_the_earlier_of_deleted_at_and_deletion_scheduled_at() {
+        let at = |t: &str| anomali_model::Timestamp::parse_normalised(t);
+        let time = |t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .ok()
+        };
+        let mut document = EcsDocument::default();
+        document.anomali.threatstream.id = Some("1".to_owned());
+        // An intelligence document: only deletion_scheduled_at.
+        document.anomali.threatstream.deletion_scheduled_at = at("2026-03-01T00:00:00.000Z");
+        let facts = DocumentFacts::of("ti_anomali.intelligence", &document);
+        assert_eq!(facts.expires_at, time("2026-03-01T00:00:00Z"));
+        assert!(!facts.is_live_at(time("2026-03-02T00:00:00Z").unwrap_or_default()));
+        // Both: the earlier.
+        document.anomali.threatstream.deleted_at = at("2026-02-01T00:00:00.000Z");
+        let facts = DocumentFacts::of("ti_anomali.intelligence", &document);
+        assert_eq!(facts.expires_at, time("2026-02-01T00:00:00Z"));
     }
 
     #[test]
