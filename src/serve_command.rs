@@ -499,13 +499,19 @@ impl<S: LatestStore> ObjectSink for IntelligenceToStore<S> {
         objects: Vec<serde_json::Map<String, serde_json::Value>>,
         received_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), SinkError> {
-        let received = Received {
-            at: received_at,
-            original: None,
-        };
         let documents = objects
             .into_iter()
-            .map(|object| map_intelligence(object, &received, &self.settings))
+            .map(|object| {
+                let original = self
+                    .settings
+                    .preserve_original_event
+                    .then(|| serde_json::Value::Object(object.clone()).to_string());
+                let received = Received {
+                    at: received_at,
+                    original: original.as_deref(),
+                };
+                map_intelligence(object, &received, &self.settings)
+            })
             .collect();
         self.store
             .apply(
@@ -528,13 +534,13 @@ fn start_intelligence_poller<S: LatestStore>(
     tokio::sync::watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 )> {
+    let settings = config
+        .mapping_settings()
+        .map_err(|e| anyhow::anyhow!("intelligence: {e}"))?;
     let poller = Poller::new(config, &data_dir.join("intelligence-cursor.json"))
         .map_err(|e| anyhow::anyhow!("intelligence: {e}"))?;
     tracing::info!(cursor = ?poller.cursor(), "polling the threatstream intelligence api");
-    let sink = IntelligenceToStore {
-        store,
-        settings: MappingSettings::intelligence_defaults(),
-    };
+    let sink = IntelligenceToStore { store, settings };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (status, _) = tokio::sync::watch::channel(PollStatus::Starting);
     let task = tokio::spawn(async move {

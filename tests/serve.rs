@@ -390,7 +390,7 @@ fn serve_polls_the_intelligence_api_into_the_embedded_store() {
         &data,
         port,
         &format!(
-            "intelligence:\n  url: http://127.0.0.1:{api_port}\n  username: analyst\n  api_key: k-123\n  interval: 1s\n"
+            "intelligence:\n  url: http://127.0.0.1:{api_port}\n  username: analyst\n  api_key: k-123\n  interval: 1s\n  preserve_original_event: true\n  tags: [ti-intel]\n"
         ),
     );
     let client = blocking_client();
@@ -407,6 +407,18 @@ fn serve_polls_the_intelligence_api_into_the_embedded_store() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(found[0]["event"]["dataset"], "ti_anomali.intelligence");
+    assert!(
+        found[0]["event"]["original"]
+            .as_str()
+            .is_some_and(|o| o.contains("198.51.100.23")),
+        "{found}"
+    );
+    assert!(
+        found[0]["tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "ti-intel")),
+        "{found}"
+    );
     assert_eq!(found[0]["threat"]["indicator"]["name"], "198.51.100.23");
     assert!(
         found[0]["anomali"]["threatstream"]["deletion_scheduled_at"].is_string(),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use anomali_mapping::MappingSettings;
 use serde::Deserialize;
 
 use crate::error::ConfigError;
@@ -33,6 +34,13 @@ pub struct PollConfig {
     pub proxy_url: Option<String>,
     /// PEM files of CAs to trust besides the public ones. By default, none.
     pub certificate_authorities: Vec<std::path::PathBuf>,
+    /// The fail-safe expiry (`90d`, `12h`, `30m`), capped by each object's `expiration_ts`;
+    /// empty: `expiration_ts` alone. By default, `90d`.
+    pub ioc_expiration_duration: String,
+    /// Tags for every document. By default, `forwarded` and `anomali-intelligence`.
+    pub tags: Vec<String>,
+    /// Keep each raw object in `event.original`. By default, off.
+    pub preserve_original_event: bool,
 }
 
 impl Default for PollConfig {
@@ -49,6 +57,9 @@ impl Default for PollConfig {
             remote_api: false,
             proxy_url: None,
             certificate_authorities: Vec::new(),
+            ioc_expiration_duration: "90d".to_owned(),
+            tags: MappingSettings::intelligence_defaults().tags,
+            preserve_original_event: false,
         }
     }
 }
@@ -67,6 +78,9 @@ impl std::fmt::Debug for PollConfig {
             .field("remote_api", &self.remote_api)
             .field("proxy_url", &self.proxy_url)
             .field("certificate_authorities", &self.certificate_authorities)
+            .field("ioc_expiration_duration", &self.ioc_expiration_duration)
+            .field("tags", &self.tags)
+            .field("preserve_original_event", &self.preserve_original_event)
             .finish()
     }
 }
@@ -109,7 +123,27 @@ impl PollConfig {
                 }
             }
         }
+        self.mapping_settings()?;
         Ok(())
+    }
+
+    /// The mapping settings for the objects polled.
+    pub fn mapping_settings(&self) -> Result<MappingSettings, ConfigError> {
+        let ioc_expiration = if self.ioc_expiration_duration.trim().is_empty() {
+            None
+        } else {
+            Some(self.ioc_expiration_duration.parse().map_err(
+                |e: anomali_mapping::ExpirationError| {
+                    invalid("ioc_expiration_duration", e.to_string())
+                },
+            )?)
+        };
+        Ok(MappingSettings {
+            ioc_expiration,
+            tags: self.tags.clone(),
+            preserve_original_event: self.preserve_original_event,
+            ..MappingSettings::intelligence_defaults()
+        })
     }
 
     pub(crate) fn duration(&self, value: &str) -> Duration {
