@@ -24,8 +24,7 @@ use serde_json::{Map, Value};
 use crate::dates::format_timestamp;
 use crate::intelligence_itype::intelligence_indicator_type;
 use crate::map::{
-    PRESERVE_TAG, Received, Run, confidence_bucket, number_of, parse_ip, present, quote, quote_str,
-    scalar_text, severity_score,
+    PRESERVE_TAG, Received, Run, parse_ip, present, quote, quote_str, scalar_text, severity_score,
 };
 use crate::settings::MappingSettings;
 use crate::url_parts::parse_url;
@@ -205,22 +204,7 @@ pub fn map_intelligence(
     // Confidence buckets; the raw number stays.
     // deviation: a non-numeric confidence is an error on this field (the reference's script
     // throws and fails the whole document).
-    let confidence = match present(&confidence) {
-        None => None,
-        Some(raw) => match number_of(raw) {
-            Some(number) => {
-                run.doc.threat.indicator.confidence = Some(confidence_bucket(&number));
-                Some(Value::Number(number))
-            }
-            None => {
-                run.errors.push(format!(
-                    "failed to normalize confidence value [{}]: not a number",
-                    quote(raw)
-                ));
-                None
-            }
-        },
-    };
+    let confidence = run.confidence(&confidence);
 
     // AS, country, IP.
     run.doc.threat.indicator.autonomous_system.number = run.as_number(&asn);

@@ -156,22 +156,7 @@ pub fn map_indicator(
     }
 
     // Rule 12: confidence buckets.
-    let confidence = match present(&confidence) {
-        None => None,
-        Some(value) => match number_of(value) {
-            Some(number) => {
-                run.doc.threat.indicator.confidence = Some(confidence_bucket(&number));
-                Some(Value::Number(number))
-            }
-            None => {
-                run.errors.push(format!(
-                    "failed to normalize confidence value [{}]: not a number",
-                    quote(value)
-                ));
-                None
-            }
-        },
-    };
+    let confidence = run.confidence(&confidence);
 
     // Rule 13: AS number and organization.
     run.doc.threat.indicator.autonomous_system.number = run.as_number(&asn);
@@ -495,6 +480,25 @@ impl Run {
     }
 
     /// Rule 30: any error marks the document; empty tags go.
+    /// `threat.indicator.confidence` bucketed from a numeric confidence, which is returned to
+    /// be kept raw; a non-number is an error on the document and is dropped.
+    pub(crate) fn confidence(&mut self, value: &Option<Value>) -> Option<Value> {
+        let value = present(value)?;
+        match number_of(value) {
+            Some(number) => {
+                self.doc.threat.indicator.confidence = Some(confidence_bucket(&number));
+                Some(Value::Number(number))
+            }
+            None => {
+                self.errors.push(format!(
+                    "failed to normalize confidence value [{}]: not a number",
+                    quote(value)
+                ));
+                None
+            }
+        }
+    }
+
     pub(crate) fn finish(self) -> EcsDocument {
         let Run { mut doc, errors } = self;
         if !errors.is_empty() {
@@ -566,7 +570,7 @@ pub(crate) fn scalar_text(value: &Value) -> Option<String> {
 }
 
 /// A number, or a string holding one.
-pub(crate) fn number_of(value: &Value) -> Option<Number> {
+fn number_of(value: &Value) -> Option<Number> {
     match value {
         Value::Number(number) => Some(number.clone()),
         Value::String(text) => {
@@ -583,7 +587,7 @@ pub(crate) fn number_of(value: &Value) -> Option<Number> {
 
 /// Rule 12. deviation: half-open buckets, so 29.5 is Low and 69.5 Medium (the reference's
 /// integer ranges leave such values without a bucket).
-pub(crate) fn confidence_bucket(number: &Number) -> &'static str {
+fn confidence_bucket(number: &Number) -> &'static str {
     let value = number.as_f64().unwrap_or(0.0);
     if value <= 0.0 || value > 100.0 {
         "None"
