@@ -64,76 +64,32 @@ pub(crate) fn dev_cluster(minutes: u64) -> anyhow::Result<()> {
 }
 
 fn run_tests(url: &str, restart_script: Option<&Path>) -> anyhow::Result<()> {
-    let with_cluster = |command: &mut Command| {
-        command.env("ES_URL", url);
-        if let Some(script) = restart_script {
-            command.env("TI_E2E_ES_RESTART", script);
+    // (package, test target): the binary as users run it, then the crates together, then the
+    // index layout (the latest index upgrade and self-managed source retention).
+    let suites = [
+        ("ti-anomali", "serve_es"),
+        ("ti-anomali", "agent_es"),
+        ("integration-tests", "e2e"),
+        ("integration-tests", "e2e_layout"),
+    ];
+    for (package, test) in suites {
+        let mut command = Command::new("cargo");
+        command
+            .args(["test", "-p", package, "--features", "e2e", "--test", test])
+            .args(["--", "--test-threads=1"])
+            .env("ES_URL", url);
+        match restart_script {
+            Some(script) => {
+                command.env("TI_E2E_ES_RESTART", script);
+            }
+            // Restarting needs the cluster this task started.
+            None => {
+                command.args(["--skip", "restart"]);
+            }
         }
-    };
-    let mut serve_tests = Command::new("cargo");
-    serve_tests.args([
-        "test",
-        "-p",
-        "ti-anomali",
-        "--features",
-        "e2e",
-        "--test",
-        "serve_es",
-        "--",
-        "--test-threads=1",
-    ]);
-    if restart_script.is_none() {
-        // Restarting needs the cluster this task started.
-        serve_tests.args(["--skip", "restart"]);
+        run_command(&mut command)?;
     }
-    with_cluster(&mut serve_tests);
-    run_command(&mut serve_tests)?;
-    let mut agent_tests = Command::new("cargo");
-    agent_tests.args([
-        "test",
-        "-p",
-        "ti-anomali",
-        "--features",
-        "e2e",
-        "--test",
-        "agent_es",
-        "--",
-        "--test-threads=1",
-    ]);
-    if restart_script.is_none() {
-        agent_tests.args(["--skip", "restart"]);
-    }
-    with_cluster(&mut agent_tests);
-    run_command(&mut agent_tests)?;
-    let mut crate_tests = Command::new("cargo");
-    crate_tests.args([
-        "test",
-        "-p",
-        "integration-tests",
-        "--features",
-        "e2e",
-        "--test",
-        "e2e",
-        "--",
-        "--test-threads=1",
-    ]);
-    with_cluster(&mut crate_tests);
-    run_command(&mut crate_tests)?;
-    // The index layout: the latest index upgrade and self-managed source retention.
-    let mut layout_tests = Command::new("cargo");
-    layout_tests.args([
-        "test",
-        "-p",
-        "integration-tests",
-        "--features",
-        "e2e",
-        "--test",
-        "e2e_layout",
-        "--",
-        "--test-threads=1",
-    ]);
-    with_cluster(&mut layout_tests);
-    run_command(&mut layout_tests)
+    Ok(())
 }
 
 struct LocalCluster {
