@@ -12,9 +12,9 @@ mod agent_harness;
 
 use std::time::Duration;
 
-use agent_harness::{Component, closed_port, free_port, input_source, state_of, unit};
+use agent_harness::{Component, closed_port, free_port, input_source, pair, state_of};
 use anomali_agent_input::control::fake_agent::FakeAgent;
-use anomali_agent_input::control::wire::proto::{self, State, UnitType};
+use anomali_agent_input::control::wire::proto::{self, State};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -69,25 +69,12 @@ async fn units_start_the_webhook_and_health_mirrors_an_unreachable_cluster() {
     let agent = FakeAgent::start().await.unwrap();
     let port = free_port();
     let es = format!("127.0.0.1:{}", closed_port());
-    agent.set_expected(proto::CheckinExpected {
-        units: vec![
-            unit(
-                "in-1",
-                UnitType::Input,
-                State::Healthy,
-                1,
-                input_source(port, "agentns"),
-            ),
-            unit(
-                "out",
-                UnitType::Output,
-                State::Healthy,
-                1,
-                json!({"type": "elasticsearch", "hosts": [es]}),
-            ),
-        ],
-        ..Default::default()
-    });
+    agent.set_expected(pair(
+        State::Healthy,
+        1,
+        input_source(port, "agentns"),
+        json!({"type": "elasticsearch", "hosts": [es]}),
+    ));
     let component = Component::start(&agent);
     // The webhook takes pushes (into the spool) although the cluster does not answer...
     component.wait_for_webhook(port, WAIT).await;
@@ -121,13 +108,7 @@ async fn a_bad_config_fails_its_unit_naming_the_key_and_a_fix_recovers() {
     let mut bad_input = input_source(port, "agentns");
     bad_input["streams"][0]["hmac"]["kye"] = json!("typo");
     let output = json!({"type": "elasticsearch", "hosts": [es]});
-    agent.set_expected(proto::CheckinExpected {
-        units: vec![
-            unit("in-1", UnitType::Input, State::Healthy, 1, bad_input),
-            unit("out", UnitType::Output, State::Healthy, 1, output.clone()),
-        ],
-        ..Default::default()
-    });
+    agent.set_expected(pair(State::Healthy, 1, bad_input, output.clone()));
     let mut component = Component::start(&agent);
     let observed = agent
         .wait_for_observed(|m| state_of(m, "in-1") == Some((State::Failed, 1)), WAIT)
@@ -146,25 +127,12 @@ async fn a_bad_config_fails_its_unit_naming_the_key_and_a_fix_recovers() {
     );
 
     // A bad output too: its own unit fails, naming its key.
-    agent.set_expected(proto::CheckinExpected {
-        units: vec![
-            unit(
-                "in-1",
-                UnitType::Input,
-                State::Healthy,
-                2,
-                input_source(port, "agentns"),
-            ),
-            unit(
-                "out",
-                UnitType::Output,
-                State::Healthy,
-                2,
-                json!({"type": "kafka", "hosts": ["x"]}),
-            ),
-        ],
-        ..Default::default()
-    });
+    agent.set_expected(pair(
+        State::Healthy,
+        2,
+        input_source(port, "agentns"),
+        json!({"type": "kafka", "hosts": ["x"]}),
+    ));
     let observed = agent
         .wait_for_observed(|m| state_of(m, "out") == Some((State::Failed, 2)), WAIT)
         .await
@@ -182,19 +150,12 @@ async fn a_bad_config_fails_its_unit_naming_the_key_and_a_fix_recovers() {
     );
 
     // Fixed: the pipeline runs.
-    agent.set_expected(proto::CheckinExpected {
-        units: vec![
-            unit(
-                "in-1",
-                UnitType::Input,
-                State::Healthy,
-                3,
-                input_source(port, "agentns"),
-            ),
-            unit("out", UnitType::Output, State::Healthy, 3, output),
-        ],
-        ..Default::default()
-    });
+    agent.set_expected(pair(
+        State::Healthy,
+        3,
+        input_source(port, "agentns"),
+        output,
+    ));
     component.wait_for_webhook(port, WAIT).await;
     agent
         .wait_for_observed(|m| state_of(m, "in-1") == Some((State::Degraded, 3)), WAIT)
@@ -209,34 +170,20 @@ async fn units_set_to_stopped_stop_and_sigterm_reports_stopped_and_exits_zero() 
     let port = free_port();
     let es = format!("127.0.0.1:{}", closed_port());
     let output = json!({"type": "elasticsearch", "hosts": [es]});
-    agent.set_expected(proto::CheckinExpected {
-        units: vec![
-            unit(
-                "in-1",
-                UnitType::Input,
-                State::Healthy,
-                1,
-                input_source(port, "agentns"),
-            ),
-            unit("out", UnitType::Output, State::Healthy, 1, output.clone()),
-        ],
-        ..Default::default()
-    });
+    agent.set_expected(pair(
+        State::Healthy,
+        1,
+        input_source(port, "agentns"),
+        output.clone(),
+    ));
     let component = Component::start(&agent);
     component.wait_for_webhook(port, WAIT).await;
-    agent.set_expected(proto::CheckinExpected {
-        units: vec![
-            unit(
-                "in-1",
-                UnitType::Input,
-                State::Stopped,
-                1,
-                input_source(port, "agentns"),
-            ),
-            unit("out", UnitType::Output, State::Stopped, 1, output),
-        ],
-        ..Default::default()
-    });
+    agent.set_expected(pair(
+        State::Stopped,
+        1,
+        input_source(port, "agentns"),
+        output,
+    ));
     agent
         .wait_for_observed(
             |m| {
@@ -275,25 +222,12 @@ async fn a_port_already_taken_fails_the_input_unit_and_the_log_names_it() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let es = format!("127.0.0.1:{}", closed_port());
-    agent.set_expected(proto::CheckinExpected {
-        units: vec![
-            unit(
-                "in-1",
-                UnitType::Input,
-                State::Healthy,
-                1,
-                input_source(port, "agentns"),
-            ),
-            unit(
-                "out",
-                UnitType::Output,
-                State::Healthy,
-                1,
-                json!({"type": "elasticsearch", "hosts": [es]}),
-            ),
-        ],
-        ..Default::default()
-    });
+    agent.set_expected(pair(
+        State::Healthy,
+        1,
+        input_source(port, "agentns"),
+        json!({"type": "elasticsearch", "hosts": [es]}),
+    ));
     let mut component = Component::start(&agent);
     let observed = agent
         .wait_for_observed(|m| state_of(m, "in-1") == Some((State::Failed, 1)), WAIT)
@@ -329,25 +263,12 @@ async fn sigterm_while_running_reports_the_units_stopped_and_exits_zero() {
     let agent = FakeAgent::start().await.unwrap();
     let port = free_port();
     let es = format!("127.0.0.1:{}", closed_port());
-    agent.set_expected(proto::CheckinExpected {
-        units: vec![
-            unit(
-                "in-1",
-                UnitType::Input,
-                State::Healthy,
-                1,
-                input_source(port, "agentns"),
-            ),
-            unit(
-                "out",
-                UnitType::Output,
-                State::Healthy,
-                1,
-                json!({"type": "elasticsearch", "hosts": [es]}),
-            ),
-        ],
-        ..Default::default()
-    });
+    agent.set_expected(pair(
+        State::Healthy,
+        1,
+        input_source(port, "agentns"),
+        json!({"type": "elasticsearch", "hosts": [es]}),
+    ));
     let component = Component::start(&agent);
     component.wait_for_webhook(port, WAIT).await;
     assert_eq!(component.push(port, &[7, 8]).await, 200);

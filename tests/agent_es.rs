@@ -11,9 +11,9 @@ mod agent_harness;
 
 use std::time::{Duration, Instant};
 
-use agent_harness::{Component, free_port, input_source, observed_after, state_of, unit};
+use agent_harness::{Component, free_port, input_source, observed_after, pair, state_of};
 use anomali_agent_input::control::fake_agent::FakeAgent;
-use anomali_agent_input::control::wire::proto::{self, State, UnitType};
+use anomali_agent_input::control::wire::proto::{self, State};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -77,19 +77,7 @@ async fn wait_for_count(namespace: &str, expected: u64) {
 }
 
 fn units(port: u16, namespace: &str, idx: u64) -> proto::CheckinExpected {
-    proto::CheckinExpected {
-        units: vec![
-            unit(
-                "in-1",
-                UnitType::Input,
-                State::Healthy,
-                idx,
-                input_source(port, namespace),
-            ),
-            unit("out", UnitType::Output, State::Healthy, idx, output()),
-        ],
-        ..Default::default()
-    }
+    pair(State::Healthy, idx, input_source(port, namespace), output())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,6 +68,18 @@ pub fn unit(
     }
 }
 
+/// What the agent expects of the two units these tests use: input `in-1` and output `out`,
+/// both in `state` at config idx `idx`.
+pub fn pair(state: State, idx: u64, input: Value, output: Value) -> proto::CheckinExpected {
+    proto::CheckinExpected {
+        units: vec![
+            unit("in-1", UnitType::Input, state, idx, input),
+            unit("out", UnitType::Output, state, idx, output),
+        ],
+        ..Default::default()
+    }
+}
+
 /// A unit's observed state and config idx in a check-in.
 pub fn state_of(message: &proto::CheckinObserved, id: &str) -> Option<(State, u64)> {
     message.units.iter().find(|u| u.id == id).and_then(|u| {
