@@ -410,3 +410,25 @@ async fn a_crash_between_pages_re_fetches_and_never_skips() {
         "nothing skipped, nothing twice"
     );
 }
+
+/// An empty page that still says there is more cannot move the cursor: the poller waits the
+/// interval instead of asking for the same page again in a tight loop.
+#[tokio::test]
+async fn an_empty_page_with_meta_next_waits_the_interval() {
+    let (url, seen) = fake_api(vec![page(&[], true)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let poller = Poller::new(config(&url), &dir.path().join("cursor.json")).unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let (result, _) = run_until(poller, sink.clone(), |_, _| seen_count(&seen) >= 3).await;
+    assert!(result.is_ok());
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() >= 3, "{} requests", seen.len());
+    for pair in seen.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(900),
+            "asked again after {:?}",
+            pair[1].at - pair[0].at
+        );
+    }
+    assert!(sink.update_ids().is_empty());
+}

@@ -238,13 +238,16 @@ impl Poller {
             }
         }
         let page = parse_page(&body).map_err(StepError::Malformed)?;
+        let Some(last) = page.last_update_id else {
+            // An empty page cannot move the cursor: asking again at once, as a non-null
+            // `meta.next` would have it, would ask for the same page in a tight loop.
+            return Ok(Step::Done);
+        };
         let more = page.more;
-        if let Some(last) = page.last_update_id {
-            sink.accept(page.objects, now)
-                .await
-                .map_err(StepError::Sink)?;
-            self.cursor.advance(last).map_err(StepError::Cursor)?;
-        }
+        sink.accept(page.objects, now)
+            .await
+            .map_err(StepError::Sink)?;
+        self.cursor.advance(last).map_err(StepError::Cursor)?;
         Ok(if more { Step::More } else { Step::Done })
     }
 }
