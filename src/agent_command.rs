@@ -335,6 +335,16 @@ fn unit_state(component: &Component, unit_type: i32, unit: &Unit) -> (State, Str
         PipelineState::Running(PipelineStatus::Degraded(reason)) => {
             (State::Degraded, reason.clone())
         }
+        // The poller stopped for good (refused credentials): the input's fault, not the output's.
+        PipelineState::Running(PipelineStatus::InputFailed(reason))
+            if unit_type == UnitType::Input as i32 =>
+        {
+            (State::Failed, reason.clone())
+        }
+        PipelineState::Running(PipelineStatus::InputFailed(_)) => (
+            State::Healthy,
+            "the output works; the input unit failed".to_owned(),
+        ),
         PipelineState::Failed {
             unit_type: blamed,
             message,

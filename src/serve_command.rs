@@ -13,11 +13,10 @@ use anomali_agent_input::{SinkError, StoreSink, WebhookConfig, WebhookServer, si
 use anomali_latest_store::{EmbeddedOptions, EmbeddedStore, LatestStore};
 use anomali_mapping::{GeoIp, MappingSettings, Received, map_intelligence};
 use anomali_model::{AgentFields, EcsDocument};
-use anomali_sink_es::templates::{LATEST_ALIAS, LATEST_INDEX};
 use anomali_sink_es::{
     Backoff, DeadLetterFile, EsClient, EsConnection, EsLatestStore, IndexNames, RetentionMode,
-    ShipIdentity, ShipperConfig, ShippingStore, Spool, apply_source_retention, detect_capabilities,
-    enforce_source_retention, ensure_setup, upgrade_latest_index,
+    ShipIdentity, ShipperConfig, ShippingStore, Spool, Stream, apply_source_retention,
+    detect_capabilities, enforce_source_retention, ensure_setup, upgrade_latest_index,
 };
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -45,10 +44,10 @@ pub(crate) struct ServeConfig {
     namespace: String,
     /// How pushes are spooled and shipped to Elasticsearch.
     shipping: ShippingConfig,
-    /// Poll the ThreatStream Intelligence API too (embedded store only, for now). By default,
-    /// off.
+    /// Poll the ThreatStream Intelligence API (beside the webhook, or alone with
+    /// `webhook.enabled: false`). By default, off.
     intelligence: Option<PollConfig>,
-    /// The webhook.
+    /// The webhook, on by default.
     webhook: WebhookConfig,
 }
 
@@ -309,8 +308,28 @@ pub(crate) enum PipelineStatus {
     Starting,
     /// Serving, and the target takes what it is given.
     Healthy(String),
-    /// Serving, but the target fails or refuses documents: the reason.
+    /// Serving, but the target fails or refuses documents, or polls fail for now: the reason.
     Degraded(String),
+    /// A source stopped for good (the Intelligence API refused the credentials): the reason.
+    InputFailed(String),
+}
+
+impl PipelineStatus {
+    /// The status of the whole from the target's (`self`) and the poller's, if it runs.
+    fn with_poller(&self, poll: Option<&PollStatus>) -> PipelineStatus {
+        match (poll, self) {
+            (Some(PollStatus::Failed(reason)), _) => {
+                PipelineStatus::InputFailed(format!("intelligence api: {reason}"))
+            }
+            (Some(PollStatus::Degraded(reason)), PipelineStatus::Degraded(target)) => {
+                PipelineStatus::Degraded(format!("{target}; intelligence api: {reason}"))
+            }
+            (Some(PollStatus::Degraded(reason)), PipelineStatus::Healthy(_)) => {
+                PipelineStatus::Degraded(format!("intelligence api: {reason}"))
+            }
+            _ => self.clone(),
+        }
+    }
 }
 
 /// Checks a configuration without side effects beyond opening the GeoIP database; errors name
@@ -331,12 +350,12 @@ pub(crate) fn prepare(mut config: ServeConfig) -> anyhow::Result<Prepared> {
         intelligence
             .validate()
             .map_err(|e| anyhow::anyhow!("intelligence: {e}"))?;
-        if connection.is_some() {
-            bail!(
-                "intelligence: polling the API works with the embedded store only, for now \
-                 (the intelligence indices in Elasticsearch are not set up yet)"
-            );
-        }
+    }
+    if !config.webhook.enabled && config.intelligence.is_none() {
+        bail!(
+            "nothing to receive: webhook.enabled is false and there is no intelligence section \
+             (enable the webhook, configure polling, or both)"
+        );
     }
     if config.sweep_interval_seconds == 0 || config.sweep_interval_seconds > 10 {
         bail!("sweep_interval_seconds must be 1 to 10 (expired indicators leave within that time)");
@@ -377,10 +396,7 @@ pub(crate) async fn run_prepared(
     {
         match &connection {
             Some(connection) => {
-                let names = IndexNames {
-                    namespace: config.namespace.clone(),
-                    latest_alias: LATEST_ALIAS.to_owned(),
-                };
+                let names = IndexNames::new(config.namespace.clone());
                 let host = std::env::var("HOSTNAME")
                     .ok()
                     .filter(|h| !h.is_empty())
@@ -410,7 +426,7 @@ pub(crate) async fn run_prepared(
                     )
                 })?;
                 tracing::info!(spool = %spool_path.display(), queued = spool.entries(), dead_letter_file = %dead_letter_path.display(), "spool open");
-                let identity = ShipIdentity::new(&names, Some(agent.clone()), "http_endpoint");
+                let identity = ShipIdentity::new(&names, Some(agent.clone()));
                 let store = ShippingStore::new(identity, spool);
                 // The webhook takes pushes into the spool at once; shipping starts when the
                 // cluster answers and is set up (retried until then).
@@ -425,17 +441,19 @@ pub(crate) async fn run_prepared(
                     retention_days: config.source_retention_days,
                     client_slot: client_slot.clone(),
                 }));
+                let (target_status, target) = tokio::sync::watch::channel(PipelineStatus::Starting);
                 let monitor = tokio::spawn(monitor_shipping(
                     store.counters_handle(),
                     client_slot,
-                    status,
+                    target_status,
                 ));
-                let sink = run(
+                let served = run(
                     store.clone(),
+                    &config,
                     validated,
                     settings,
-                    config.sweep_interval_seconds,
                     stop,
+                    (target, status),
                 )
                 .await;
                 monitor.abort();
@@ -444,7 +462,7 @@ pub(crate) async fn run_prepared(
                 store.stop(Duration::from_secs(5)).await;
                 let left = store.spool().entries();
                 tracing::info!(left_in_spool = left, "shipping stopped");
-                sink.map(drop)
+                served
             }
             None => {
                 let options = EmbeddedOptions {
@@ -457,30 +475,10 @@ pub(crate) async fn run_prepared(
                     })?;
                 let live = store.count().await?;
                 tracing::info!(data_dir = %config.data_dir.display(), live, "store open");
-                status.send_replace(PipelineStatus::Healthy(
-                    "serving on the embedded store".to_owned(),
-                ));
-                let poller = match config.intelligence.clone() {
-                    Some(poll) => Some(start_intelligence_poller(
-                        poll,
-                        &config.data_dir,
-                        store.clone(),
-                    )?),
-                    None => None,
-                };
-                let served = run(
-                    store,
-                    validated,
-                    settings,
-                    config.sweep_interval_seconds,
-                    stop,
-                )
-                .await;
-                if let Some((stop_poller, task)) = poller {
-                    let _ = stop_poller.send(true);
-                    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-                }
-                served.map(drop)
+                let (_target_status, target) = tokio::sync::watch::channel(
+                    PipelineStatus::Healthy("serving on the embedded store".to_owned()),
+                );
+                run(store, &config, validated, settings, stop, (target, status)).await
             }
         }
     }
@@ -532,6 +530,7 @@ fn start_intelligence_poller<S: LatestStore>(
     store: S,
 ) -> anyhow::Result<(
     tokio::sync::watch::Sender<bool>,
+    tokio::sync::watch::Receiver<PollStatus>,
     tokio::task::JoinHandle<()>,
 )> {
     let settings = config
@@ -542,31 +541,55 @@ fn start_intelligence_poller<S: LatestStore>(
     tracing::info!(cursor = ?poller.cursor(), "polling the threatstream intelligence api");
     let sink = IntelligenceToStore { store, settings };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (status, _) = tokio::sync::watch::channel(PollStatus::Starting);
+    let (status, status_rx) = tokio::sync::watch::channel(PollStatus::Starting);
     let task = tokio::spawn(async move {
         if let Err(error) = poller.run(&sink, stopped, status).await {
             tracing::error!(%error, "intelligence polling stopped");
         }
     });
-    Ok((stop, task))
+    Ok((stop, status_rx, task))
 }
 
-/// Serves with `store` until SIGTERM or Ctrl-C; gives the store back for its own shutdown.
-async fn run<S: LatestStore>(
+/// Receives into `store` until `stop` resolves: the webhook (with the lookup, health and metrics
+/// API on its listener) when enabled, the Intelligence API poller when configured, and the
+/// expiry sweeper always. `statuses`: the target's status in, the whole's out.
+async fn run<S: LatestStore + Clone>(
     store: S,
+    config: &ServeConfig,
     validated: anomali_agent_input::ValidatedConfig,
     settings: MappingSettings,
-    sweep_interval_seconds: u64,
     stop: impl Future<Output = ()>,
-) -> anyhow::Result<Arc<StoreSink<S>>> {
-    let sink = Arc::new(StoreSink::new(store, EcsDocument::THREATSTREAM_DATASET));
-    let server =
-        WebhookServer::start_with_api(validated, settings, sink.clone(), sink.clone()).await?;
-    tracing::info!(address = %server.local_addr(), "serving: POST indicators, GET /_ti/lookup?value=, /_ti/health, /_ti/metrics");
+    statuses: (
+        tokio::sync::watch::Receiver<PipelineStatus>,
+        tokio::sync::watch::Sender<PipelineStatus>,
+    ),
+) -> anyhow::Result<()> {
+    let sink = Arc::new(StoreSink::new(
+        store.clone(),
+        EcsDocument::THREATSTREAM_DATASET,
+    ));
+    let server = if config.webhook.enabled {
+        let server =
+            WebhookServer::start_with_api(validated, settings, sink.clone(), sink.clone()).await?;
+        tracing::info!(address = %server.local_addr(), "serving: POST indicators, GET /_ti/lookup?value=, /_ti/health, /_ti/metrics");
+        Some(server)
+    } else {
+        tracing::info!("webhook disabled: polling only");
+        None
+    };
+    let poller = match config.intelligence.clone() {
+        Some(poll) => Some(start_intelligence_poller(poll, &config.data_dir, store)?),
+        None => None,
+    };
+    let reporter = tokio::spawn(report_status(
+        statuses.0,
+        poller.as_ref().map(|(_, status, _)| status.clone()),
+        statuses.1,
+    ));
 
     let sweeper = tokio::spawn({
         let sink = sink.clone();
-        let interval = Duration::from_secs(sweep_interval_seconds);
+        let interval = Duration::from_secs(config.sweep_interval_seconds);
         async move {
             let mut ticks = tokio::time::interval(interval);
             // During an outage every sweep fails: say so once a minute, not every interval.
@@ -594,12 +617,46 @@ async fn run<S: LatestStore>(
 
     stop.await;
     tracing::info!("stopping: finishing requests in flight");
-    // Within the 10 s that container runtimes give by default before SIGKILL.
-    server.shutdown(Duration::from_secs(8)).await;
+    let poller_stopped = async {
+        if let Some((stop_poller, _, task)) = poller {
+            // The poller stops between pages; the cursor only covers pages the store took.
+            let _ = stop_poller.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    };
+    let server_stopped = async {
+        // Within the 10 s that container runtimes give by default before SIGKILL.
+        if let Some(server) = server {
+            server.shutdown(Duration::from_secs(8)).await;
+        }
+    };
+    tokio::join!(poller_stopped, server_stopped);
     sweeper.abort();
+    reporter.abort();
     let _ = sweeper.await;
     tracing::info!("stopped");
-    Ok(sink)
+    Ok(())
+}
+
+/// Reports the status of the whole every half second: the target's, unless the poller fails.
+async fn report_status(
+    target: tokio::sync::watch::Receiver<PipelineStatus>,
+    poll: Option<tokio::sync::watch::Receiver<PollStatus>>,
+    status: tokio::sync::watch::Sender<PipelineStatus>,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        ticks.tick().await;
+        let poll_status = poll.as_ref().map(|p| p.borrow().clone());
+        let next = target.borrow().with_poller(poll_status.as_ref());
+        status.send_if_modified(|current| {
+            let changed = *current != next;
+            if changed {
+                *current = next.clone();
+            }
+            changed
+        });
+    }
 }
 
 /// Reports the shipping health every second: degraded while Elasticsearch fails requests, for a
@@ -681,7 +738,7 @@ async fn connect_when_ready(plan: ConnectPlan) {
     };
     let _ = plan.client_slot.set(client.clone());
     let reader = EsLatestStore::new(client.clone(), plan.names.clone(), false)
-        .with_identity(plan.agent.clone(), "http_endpoint");
+        .with_agent(plan.agent.clone());
     plan.store
         .connect(
             reader,
@@ -689,9 +746,10 @@ async fn connect_when_ready(plan: ConnectPlan) {
             plan.shipper_config.clone(),
         )
         .await;
-    tracing::info!(source = %plan.names.source(), latest = LATEST_ALIAS, queued = plan.store.spool().entries(), "shipping to Elasticsearch");
+    tracing::info!(latest = %plan.names.all_latest_aliases(), queued = plan.store.spool().entries(), "shipping to Elasticsearch");
     if mode == RetentionMode::SelfManaged {
-        self_managed_retention(client, plan.names.source(), retention).await;
+        let sources = Stream::ALL.map(|stream| plan.names.source(stream));
+        self_managed_retention(client, sources, retention).await;
     }
 }
 
@@ -699,17 +757,20 @@ async fn set_up(plan: &ConnectPlan) -> anyhow::Result<(EsClient, RetentionMode, 
     let client = EsClient::connect(&plan.connection).await?;
     let capabilities = detect_capabilities(&client).await?;
     tracing::info!(?capabilities, "elasticsearch: what the cluster offers");
-    ensure_setup(&client, capabilities, LATEST_INDEX, LATEST_ALIAS).await?;
-    let upgrade = upgrade_latest_index(&client, LATEST_ALIAS, LATEST_INDEX).await?;
-    if !upgrade.is_noop() {
-        tracing::info!(
-            ?upgrade,
-            "older latest index versions folded into {LATEST_INDEX}"
-        );
-    }
     let retention = chrono::Duration::days(i64::from(plan.retention_days));
-    let mode =
-        apply_source_retention(&client, &capabilities, &plan.names.source(), retention).await?;
+    let mut mode = RetentionMode::SelfManaged;
+    // Both streams, whichever sources run: a source turned on later finds its indices ready,
+    // and an empty latest index costs nothing.
+    for stream in Stream::ALL {
+        let (index, alias) = (stream.latest_index(), stream.latest_alias());
+        ensure_setup(&client, capabilities, stream, index, alias).await?;
+        let upgrade = upgrade_latest_index(&client, alias, index).await?;
+        if !upgrade.is_noop() {
+            tracing::info!(?upgrade, "older latest index versions folded into {index}");
+        }
+        let source = plan.names.source(stream);
+        mode = apply_source_retention(&client, &capabilities, &source, retention).await?;
+    }
     tracing::info!(?mode, days = plan.retention_days, "source retention");
     Ok((client, mode, retention))
 }
@@ -750,18 +811,24 @@ fn is_loopback(url: &str) -> bool {
 /// the data stream lifecycle).
 async fn self_managed_retention(
     client: EsClient,
-    data_stream: String,
+    data_streams: [String; 2],
     retention: chrono::Duration,
 ) {
     let mut ticks = tokio::time::interval(Duration::from_secs(3600));
     loop {
         ticks.tick().await;
-        match enforce_source_retention(&client, &data_stream, retention, chrono::Utc::now()).await {
-            Ok(report) if !report.deleted.is_empty() || report.rolled_over_to.is_some() => {
-                tracing::info!(?report, "source retention applied");
+        for data_stream in &data_streams {
+            match enforce_source_retention(&client, data_stream, retention, chrono::Utc::now())
+                .await
+            {
+                Ok(report) if !report.deleted.is_empty() || report.rolled_over_to.is_some() => {
+                    tracing::info!(data_stream, ?report, "source retention applied");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(data_stream, %error, "source retention failed; next try in an hour");
+                }
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "source retention failed; next try in an hour"),
         }
     }
 }

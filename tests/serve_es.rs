@@ -670,3 +670,170 @@ fn serve_takes_pushes_before_elasticsearch_answers_and_ships_them_once_it_does()
     serve.stop();
     delete_source(&namespace);
 }
+
+/// A fake Intelligence API on loopback: answers each request with the objects whose
+/// `update_id` is above the request's `update_id__gt`, in `update_id` order, with
+/// `meta.next: null` (at most 300 requests).
+fn fake_intelligence_api(objects: Vec<Value>) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(300) {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head);
+            let after: u64 = head
+                .split(['?', '&', ' '])
+                .find_map(|pair| pair.strip_prefix("update_id__gt="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let page: Vec<&Value> = objects
+                .iter()
+                .filter(|o| o["update_id"].as_u64().is_some_and(|u| u > after))
+                .collect();
+            let body = json!({"meta": {"next": null, "limit": 1000}, "objects": page}).to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    port
+}
+
+/// Both sources at once: the webhook's pushes reach the threatstream indices and the polled
+/// Intelligence API objects reach `logs-ti_anomali.intelligence-<ns>` and
+/// `logs-ti_anomali_latest.intelligence` with the intelligence field types; a polled indicator
+/// leaves the latest alias when its `deletion_scheduled_at` (here its `expiration_ts`) passes, and
+/// a malformed pass-through number does not cost the indicator.
+#[test]
+fn polled_intelligence_lands_in_its_own_indices_and_expires_on_deletion_scheduled_at() {
+    const INTELLIGENCE: &str = "logs-ti_anomali_latest.intelligence";
+    let namespace = ns("e2eintel");
+    let soon = Utc::now() + chrono::Duration::seconds(8);
+    let soon_text = soon.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let object = |n: u64, update_id: u64, itype: &str, value: &str| {
+        json!({"id": id(n), "update_id": update_id, "itype": itype, "value": value,
+               "confidence": 90, "tlp": "red", "source": "e2e",
+               "created_ts": "2026-11-01T00:00:00Z", "modified_ts": "2026-11-30T00:00:00Z",
+               "expiration_ts": "2099-01-01T00:00:00Z", "tags": [{"name": "e2e"}]})
+    };
+    let mut live_ip = object(8_000_001, 11, "mal_ip", "10.80.0.1");
+    live_ip["ip"] = json!("10.80.0.1");
+    let mut expiring = object(8_000_002, 12, "mal_domain", "expiring.e2e.example");
+    expiring["expiration_ts"] = json!(soon_text);
+    let mut odd_number = object(8_000_003, 13, "phish_url", "http://odd.e2e.example/x");
+    odd_number["feed_id"] = json!("not a number");
+    let api = fake_intelligence_api(vec![live_ip, expiring, odd_number]);
+
+    let serve = Serve::start(
+        &namespace,
+        &format!(
+            "sweep_interval_seconds: 1\nintelligence:\n  url: http://127.0.0.1:{api}\n  username: analyst\n  api_key: e2e-key\n  interval: 1s\n"
+        ),
+    );
+    assert_eq!(
+        serve.push(&lines(&[indicator(id(8_000_001), 1, "10.80.0.9", None)])),
+        200
+    );
+    let latest_doc = |alias: &str, dataset: &str, n: u64| {
+        es(
+            reqwest::Method::GET,
+            &format!("/{alias}/_doc/{dataset}:{}", id(n)),
+            None,
+        )
+    };
+    wait_for("the polled indicators", Duration::from_secs(60), || {
+        [8_000_001, 8_000_002, 8_000_003]
+            .iter()
+            .all(|n| {
+                latest_doc(INTELLIGENCE, "ti_anomali.intelligence", *n)["found"] == json!(true)
+            })
+            .then_some(())
+    });
+    wait_for("the pushed indicator", Duration::from_secs(30), || {
+        (latest_doc(LATEST, "ti_anomali.threatstream", 8_000_001)["found"] == json!(true))
+            .then_some(())
+    });
+
+    // The same id in both streams is two indicators; each carries its own dataset.
+    let polled = latest_doc(INTELLIGENCE, "ti_anomali.intelligence", 8_000_001);
+    assert_eq!(polled["_index"], "logs-ti_anomali_latest.intelligence-3");
+    let source = &polled["_source"];
+    assert_eq!(source["event"]["dataset"], "ti_anomali.intelligence");
+    assert_eq!(source["data_stream"]["namespace"], json!(namespace));
+    assert_eq!(source["input"]["type"], "cel");
+    assert_eq!(source["threat"]["indicator"]["ip"], "10.80.0.1");
+    assert_eq!(source["threat"]["indicator"]["marking"]["tlp"], "RED");
+    let pushed = latest_doc(LATEST, "ti_anomali.threatstream", 8_000_001);
+    assert_eq!(pushed["_source"]["threat"]["indicator"]["ip"], "10.80.0.9");
+
+    let source_stream = format!("logs-ti_anomali.intelligence-{namespace}");
+    assert_eq!(count(&source_stream, json!({"match_all": {}})), 3);
+    let mapping = es(
+        reqwest::Method::GET,
+        "/logs-ti_anomali_latest.intelligence-3/_mapping",
+        None,
+    );
+    let fields = &mapping["logs-ti_anomali_latest.intelligence-3"]["mappings"]["properties"]["anomali"]
+        ["properties"]["threatstream"]["properties"];
+    assert_eq!(fields["deletion_scheduled_at"]["type"], "date");
+    assert_eq!(fields["feed_id"]["type"], "long");
+    // The malformed number is kept in _source, not indexed, and costs nothing else.
+    let odd = latest_doc(INTELLIGENCE, "ti_anomali.intelligence", 8_000_003);
+    assert_eq!(
+        odd["_source"]["anomali"]["threatstream"]["feed_id"],
+        "not a number"
+    );
+    assert_eq!(
+        count(
+            INTELLIGENCE,
+            json!({"term": {"threat.indicator.name": "expiring.e2e.example"}})
+        ),
+        1,
+        "indicator-match style queries find the polled indicator"
+    );
+
+    // Expiry on deletion_scheduled_at: leaves within the 1 s sweep of the time passing.
+    wait_for("expiration_ts passed", Duration::from_secs(30), || {
+        (Utc::now() >= soon).then_some(())
+    });
+    let gone_at = wait_for(
+        "the expiring indicator left",
+        Duration::from_secs(10),
+        || {
+            (latest_doc(INTELLIGENCE, "ti_anomali.intelligence", 8_000_002)["found"] != json!(true))
+                .then(Utc::now)
+        },
+    );
+    let lag = (gone_at - soon).num_milliseconds();
+    eprintln!(
+        "figure: polled indicator left the latest alias {lag} ms after deletion_scheduled_at"
+    );
+    assert!(
+        lag <= 2_500,
+        "{lag} ms: more than the sweep interval plus a refresh"
+    );
+    assert_eq!(
+        latest_doc(INTELLIGENCE, "ti_anomali.intelligence", 8_000_001)["found"],
+        json!(true),
+        "the others stay"
+    );
+    // Polling every second for the whole test re-fetched nothing: the cursor moved past 13.
+    assert_eq!(count(&source_stream, json!({"match_all": {}})), 3);
+    assert_eq!(serve.metric("ti_es_dead_letters_total"), 0);
+    let cursor =
+        std::fs::read_to_string(serve.data_dir().join("intelligence-cursor.json")).unwrap();
+    assert!(cursor.contains("13"), "{cursor}");
+    serve.stop();
+}

@@ -116,11 +116,12 @@ fn the_minimal_templates_hold_a_mapped_document() {
     use anomali_mapping::{MappingSettings, Received, map_indicator};
     use anomali_model::{DocumentRole, EcsDocument, records};
     use anomali_sink_es::Capabilities;
-    use anomali_sink_es::templates::{
-        LATEST_ALIAS, LATEST_INDEX, latest_index, source_index_template,
-    };
+    use anomali_sink_es::Stream;
+    use anomali_sink_es::templates::{latest_index, source_index_template};
+    const LATEST_INDEX: &str = "logs-ti_anomali_latest.threatstream-2";
+    const LATEST_ALIAS: &str = "logs-ti_anomali_latest.threatstream";
 
-    let template = source_index_template(Capabilities::MINIMAL);
+    let template = source_index_template(Stream::Threatstream, Capabilities::MINIMAL);
     let (status, answer) = call(
         reqwest::Method::PUT,
         "/_index_template/logs-ti_anomali.threatstream",
@@ -131,7 +132,7 @@ fn the_minimal_templates_hold_a_mapped_document() {
     let (status, answer) = call(
         reqwest::Method::PUT,
         &format!("/{LATEST_INDEX}"),
-        Some(latest_index(Capabilities::MINIMAL)),
+        Some(latest_index(Stream::Threatstream, Capabilities::MINIMAL)),
     );
     assert_eq!(status, 200, "{answer}");
 
@@ -203,7 +204,9 @@ fn the_minimal_templates_hold_a_mapped_document() {
 mod es_latest_store {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use anomali_sink_es::{EsClient, EsLatestStore, IndexNames, detect_capabilities, ensure_setup};
+    use anomali_sink_es::{
+        EsClient, EsLatestStore, IndexNames, Stream, detect_capabilities, ensure_setup,
+    };
 
     static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -212,15 +215,16 @@ mod es_latest_store {
         let run = std::process::id();
         let client = EsClient::single_node(&super::es_url()).unwrap();
         let capabilities = detect_capabilities(&client).await.unwrap();
-        let index = format!("ti-e2e-latest-{run}-{number}");
-        let alias = format!("{index}-alias");
-        ensure_setup(&client, capabilities, &index, &alias)
-            .await
-            .unwrap();
-        let names = IndexNames {
-            namespace: format!("e2e{run}x{number}"),
-            latest_alias: alias,
-        };
+        let mut names = IndexNames::new(format!("e2e{run}x{number}"));
+        // Each stream's own templates, under indices of this check alone.
+        for stream in Stream::ALL {
+            let index = format!("ti-e2e-latest-{run}-{number}-{}", stream.dataset());
+            let alias = format!("{index}-alias");
+            ensure_setup(&client, capabilities, stream, &index, &alias)
+                .await
+                .unwrap();
+            names = names.with_latest_alias(stream, alias);
+        }
         EsLatestStore::new(client, names, true)
     }
 

@@ -11,7 +11,7 @@
 
 use anomali_sink_es::templates::{latest_index, source_index_template};
 use anomali_sink_es::{
-    Capabilities, EsClient, RetentionMode, apply_source_retention, detect_capabilities,
+    Capabilities, EsClient, RetentionMode, Stream, apply_source_retention, detect_capabilities,
     enforce_source_retention, ensure_setup, retention_mode, upgrade_latest_index,
 };
 use chrono::{Duration, Utc};
@@ -104,7 +104,7 @@ async fn capabilities() -> Capabilities {
 
 /// Creates the older version with the latest index's mapping and `alias` as given.
 async fn create_old(layout: &Layout, alias: Value) {
-    let mut body = latest_index(capabilities().await);
+    let mut body = latest_index(Stream::Threatstream, capabilities().await);
     body["aliases"] = alias;
     let (status, answer) = call(
         reqwest::Method::PUT,
@@ -215,6 +215,7 @@ async fn an_older_version_holding_the_alias_is_folded_into_the_current_one() {
     ensure_setup(
         &client,
         capabilities().await,
+        Stream::Threatstream,
         &layout.current,
         &layout.alias,
     )
@@ -299,6 +300,7 @@ async fn an_older_version_without_the_alias_is_folded_in_too() {
     ensure_setup(
         &client,
         capabilities().await,
+        Stream::Threatstream,
         &layout.current,
         &layout.alias,
     )
@@ -337,6 +339,7 @@ async fn the_alias_moves_from_an_older_explicit_write_index() {
     ensure_setup(
         &client,
         capabilities().await,
+        Stream::Threatstream,
         &layout.current,
         &layout.alias,
     )
@@ -383,6 +386,7 @@ async fn an_older_version_with_refused_documents_is_kept_without_the_alias() {
     ensure_setup(
         &client,
         capabilities().await,
+        Stream::Threatstream,
         &layout.current,
         &layout.alias,
     )
@@ -428,6 +432,7 @@ async fn two_upgrades_at_once_end_in_the_same_layout() {
     ensure_setup(
         &client,
         capabilities().await,
+        Stream::Threatstream,
         &layout.current,
         &layout.alias,
     )
@@ -474,10 +479,13 @@ const RETENTION_TEMPLATE: &str = "wta-e2e-retention";
 async fn self_managed_retention_deletes_old_backing_indices_but_never_the_write_index() {
     // The sink's template for this cluster, for this test's data stream only (a higher
     // priority than the sink's own, which matches every namespace).
-    let mut template = source_index_template(Capabilities {
-        ilm: false,
-        ..capabilities().await
-    });
+    let mut template = source_index_template(
+        Stream::Threatstream,
+        Capabilities {
+            ilm: false,
+            ..capabilities().await
+        },
+    );
     template["index_patterns"] = json!([format!("{RETENTION_STREAM}*")]);
     template["priority"] = json!(300);
     let (status, answer) = call(

@@ -25,7 +25,7 @@ use anomali_mapping::{MappingSettings, Received, map_indicator};
 use anomali_model::{EcsDocument, records};
 use anomali_sink_es::{
     Capabilities, DeadLetterFile, EsClient, EsLatestStore, IndexNames, ShipperConfig,
-    ShippingStore, Spool, detect_capabilities, encode_actions, ensure_setup, templates,
+    ShippingStore, Spool, Stream, detect_capabilities, encode_actions, ensure_setup, templates,
 };
 use benches::generate_indicators;
 use elasticsearch::http::Method;
@@ -60,11 +60,13 @@ fn main() -> Result<(), Error> {
 async fn run(url: String, pushes: usize) -> Result<(), Error> {
     let client = EsClient::single_node(&url)?;
     let capabilities = detect_capabilities(&client).await?;
+    let stream = Stream::Threatstream;
     ensure_setup(
         &client,
         capabilities,
-        templates::LATEST_INDEX,
-        templates::LATEST_ALIAS,
+        stream,
+        stream.latest_index(),
+        stream.latest_alias(),
     )
     .await?;
     let run_tag = format!(
@@ -220,7 +222,7 @@ async fn names(
     namespace: &str,
 ) -> Result<IndexNames, Error> {
     let index = format!("ti-load-latest-{namespace}");
-    let mut body = templates::latest_index(capabilities);
+    let mut body = templates::latest_index(Stream::Threatstream, capabilities);
     body["aliases"] = serde_json::json!({ format!("{index}-alias"): {"is_write_index": true} });
     let answer = client
         .json(Method::Put, &format!("/{index}"), Some(&body))
@@ -228,10 +230,10 @@ async fn names(
     if answer.status != 200 {
         return Err(format!("cannot create {index}: {}", answer.body).into());
     }
-    Ok(IndexNames {
-        namespace: namespace.to_owned(),
-        latest_alias: format!("{index}-alias"),
-    })
+    Ok(
+        IndexNames::new(namespace)
+            .with_latest_alias(Stream::Threatstream, format!("{index}-alias")),
+    )
 }
 
 fn map_all(body: &[u8], at: chrono::DateTime<chrono::Utc>) -> Vec<EcsDocument> {

@@ -14,6 +14,9 @@ use crate::error::ConfigError;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
+    /// Whether to listen at all; a program that only polls the Intelligence API turns it off.
+    /// By default, on.
+    pub enabled: bool,
     /// Address to listen on. By default, `localhost`.
     pub listen_address: String,
     /// Port to listen on. By default, 8181.
@@ -58,6 +61,7 @@ pub struct WebhookConfig {
 impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             listen_address: "localhost".to_owned(),
             listen_port: 8181,
             url: "/".to_owned(),

@@ -211,6 +211,38 @@ pub async fn expiry_after_a_minute<S: LatestStore>(store: S) {
     assert_eq!(store.count().await.unwrap(), 0);
 }
 
+/// Polled (intelligence) indicators are a stream of their own: the same id in both streams is
+/// two live documents, and an intelligence one leaves at its `deletion_scheduled_at`.
+pub async fn intelligence_indicators_are_their_own_stream<S: LatestStore>(store: S) {
+    const INTELLIGENCE: &str = "ti_anomali.intelligence";
+    let now = at("2026-12-01T00:00:00Z");
+    let pushed = document("5", Some(1), "203.0.113.5", None);
+    let mut polled = document("5", Some(1), "198.51.100.5", None);
+    polled.anomali.threatstream.deletion_scheduled_at =
+        anomali_model::Timestamp::parse_normalised("2026-12-01T00:01:00.000Z");
+    store.apply(DATASET, vec![pushed], now).await.unwrap();
+    store.apply(INTELLIGENCE, vec![polled], now).await.unwrap();
+    let polled_key = IndicatorKey {
+        dataset: INTELLIGENCE.to_owned(),
+        id: "5".to_owned(),
+    };
+    assert_eq!(store.count().await.unwrap(), 2);
+    assert_eq!(
+        store.keys().await.unwrap(),
+        // Sorted: the intelligence dataset's name comes first.
+        vec![polled_key.clone(), key("5")]
+    );
+    let found = store.find("198.51.100.5", now).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key, polled_key);
+    let later = now + TimeDelta::minutes(1);
+    assert!(store.get(&polled_key, later).await.unwrap().is_none());
+    assert!(store.find("198.51.100.5", later).await.unwrap().is_empty());
+    assert_eq!(store.sweep_expired(later).await.unwrap(), 1);
+    assert_eq!(store.keys().await.unwrap(), vec![key("5")]);
+    assert!(store.get(&key("5"), later).await.unwrap().is_some());
+}
+
 /// The same indicator from two namespaces (or sent twice) is one live document.
 pub async fn one_live_document_per_key<S: LatestStore>(store: S) {
     let now = at("2026-12-01T00:00:00Z");
@@ -302,6 +334,7 @@ macro_rules! latest_store_suite {
             deleted_indicator_is_removed_and_never_live,
             expiry_after_a_minute,
             one_live_document_per_key,
+            intelligence_indicators_are_their_own_stream,
             lookups_by_each_value_type,
             documents_without_id_are_not_live,
         );

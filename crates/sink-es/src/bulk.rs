@@ -14,34 +14,23 @@ use anomali_model::{
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-/// What a shipped document carries besides the mapping's output.
+use crate::names::{IndexNames, Stream};
+
+/// What a shipped document carries besides the mapping's output, and where it goes.
 #[derive(Debug, Clone)]
 pub struct ShipIdentity {
     /// This program's identity under `agent.*`.
     pub agent: Option<AgentFields>,
-    /// `input.type`, such as `http_endpoint`.
-    pub input_type: &'static str,
-    /// `data_stream.namespace` of the source data stream.
-    pub namespace: String,
-    /// The source data stream.
-    pub source: String,
-    /// The latest index's alias.
-    pub latest_alias: String,
+    /// The source data streams and latest aliases.
+    pub names: IndexNames,
 }
 
 impl ShipIdentity {
-    /// The identity for `names`, with `agent` and `input_type` (such as `http_endpoint`).
-    pub fn new(
-        names: &crate::latest::IndexNames,
-        agent: Option<AgentFields>,
-        input_type: &'static str,
-    ) -> Self {
+    /// The identity for `names`, with `agent`.
+    pub fn new(names: &IndexNames, agent: Option<AgentFields>) -> Self {
         Self {
             agent,
-            input_type,
-            namespace: names.namespace.clone(),
-            source: names.source(),
-            latest_alias: names.latest_alias.clone(),
+            names: names.clone(),
         }
     }
 }
@@ -71,19 +60,21 @@ pub fn encode_actions(
 ) -> Encoded {
     // Formatted once per batch, not once per document.
     let ingested = Timestamp::parse_normalised(&now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+    let stream = Stream::of_dataset(dataset);
     let source_action_head = format!(
         "{{\"create\":{{\"_index\":{}",
-        Value::String(identity.source.clone())
+        Value::String(identity.names.source(stream))
     );
+    let latest_alias = identity.names.latest_alias(stream);
     let mut encoded = Encoded::default();
     for (n, mut document) in documents.into_iter().enumerate() {
         document.agent = identity.agent.clone();
         document.input = Some(InputFields {
-            input_type: identity.input_type,
+            input_type: stream.input_type(),
         });
         document.data_stream = Some(DataStreamFields {
             dataset,
-            namespace: identity.namespace.clone(),
+            namespace: identity.names.namespace.clone(),
             stream_type: "logs",
         });
         document.event.ingested = ingested;
@@ -102,7 +93,7 @@ pub fn encode_actions(
             encoded.without_id += 1;
             continue;
         };
-        let mut action = json!({"_index": identity.latest_alias, "_id": document_id(key)});
+        let mut action = json!({"_index": latest_alias, "_id": document_id(key)});
         if let Some(version) = facts.update_id {
             action["version"] = json!(version);
             action["version_type"] = json!("external_gte");

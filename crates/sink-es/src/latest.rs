@@ -14,32 +14,17 @@ use serde_json::{Value, json};
 
 use crate::bulk::{self, ActionKind, ItemOutcome, ShipIdentity, document_id};
 use crate::client::EsClient;
+use crate::names::{IndexNames, Stream};
 use crate::setup::status_error;
-
-/// Where the documents go.
-#[derive(Debug, Clone)]
-pub struct IndexNames {
-    /// The namespace of the source data stream, such as `default`.
-    pub namespace: String,
-    /// The alias of the latest index.
-    pub latest_alias: String,
-}
-
-impl IndexNames {
-    /// The source data stream: `logs-ti_anomali.threatstream-<namespace>`.
-    pub fn source(&self) -> String {
-        format!("logs-ti_anomali.threatstream-{}", self.namespace)
-    }
-}
 
 /// The Elasticsearch backend of [`LatestStore`].
 #[derive(Debug, Clone)]
 pub struct EsLatestStore {
     client: EsClient,
     names: IndexNames,
-    source: String,
+    /// Every latest alias, for reads across both streams.
+    all_latest: String,
     agent: Option<AgentFields>,
-    input_type: &'static str,
     /// `refresh` for writes: `wait_for` makes them visible to searches before returning.
     refresh: &'static str,
 }
@@ -64,13 +49,11 @@ impl EsLatestStore {
     /// A store writing to `names` through `client`. `wait_for_refresh` makes every write visible
     /// to searches before it returns (for tests and lookups right after a push).
     pub fn new(client: EsClient, names: IndexNames, wait_for_refresh: bool) -> Self {
-        let source = names.source();
         Self {
             client,
+            all_latest: names.all_latest_aliases(),
             names,
-            source,
             agent: None,
-            input_type: "http_endpoint",
             refresh: if wait_for_refresh {
                 "wait_for"
             } else {
@@ -79,11 +62,10 @@ impl EsLatestStore {
         }
     }
 
-    /// Documents carry `agent` (this program's identity) and `input.type` (`http_endpoint` for the
-    /// webhook, by default), as Fleet-ingested documents carry the Elastic Agent's.
-    pub fn with_identity(mut self, agent: AgentFields, input_type: &'static str) -> Self {
+    /// Documents carry `agent` (this program's identity), as Fleet-ingested documents carry the
+    /// Elastic Agent's.
+    pub fn with_agent(mut self, agent: AgentFields) -> Self {
         self.agent = Some(agent);
-        self.input_type = input_type;
         self
     }
 
@@ -94,13 +76,7 @@ impl EsLatestStore {
 
     /// What shipped documents carry besides the mapping's output.
     pub fn identity(&self) -> ShipIdentity {
-        ShipIdentity {
-            agent: self.agent.clone(),
-            input_type: self.input_type,
-            namespace: self.names.namespace.clone(),
-            source: self.source.clone(),
-            latest_alias: self.names.latest_alias.clone(),
-        }
+        ShipIdentity::new(&self.names, self.agent.clone())
     }
 
     async fn search(&self, query: Value) -> Result<Vec<Value>, StoreError> {
@@ -108,7 +84,11 @@ impl EsLatestStore {
             .client
             .json(
                 Method::Post,
-                &format!("/{}/_search", self.names.latest_alias),
+                // One stream's index may not exist yet (set up, but nothing polled).
+                &format!(
+                    "/{}/_search?ignore_unavailable=true&allow_no_indices=true",
+                    self.all_latest
+                ),
                 Some(&query),
             )
             .await
@@ -126,11 +106,18 @@ impl EsLatestStore {
             .unwrap_or_default())
     }
 
+    /// Past either stream's expiry date (a field a document lacks never matches).
+    fn expired_at(now: DateTime<Utc>) -> Value {
+        let now = now.to_rfc3339();
+        let ranges: Vec<Value> = Stream::ALL
+            .iter()
+            .map(|stream| json!({"range": {stream.expiry_field(): {"lte": now}}}))
+            .collect();
+        json!({"bool": {"should": ranges, "minimum_should_match": 1}})
+    }
+
     fn live_filter(now: DateTime<Utc>) -> Value {
-        json!({"bool": {"should": [
-            {"bool": {"must_not": {"exists": {"field": "anomali.threatstream.deleted_at"}}}},
-            {"range": {"anomali.threatstream.deleted_at": {"gt": now.to_rfc3339()}}}
-        ], "minimum_should_match": 1}})
+        json!({"bool": {"must_not": Self::expired_at(now)}})
     }
 }
 
@@ -212,7 +199,7 @@ impl LatestStore for EsLatestStore {
     async fn remove(&self, key: &IndicatorKey) -> Result<bool, StoreError> {
         let path = format!(
             "/{}/_doc/{}?refresh={}",
-            self.names.latest_alias,
+            self.names.latest_alias(Stream::of_dataset(&key.dataset)),
             document_id(key),
             self.refresh
         );
@@ -233,7 +220,12 @@ impl LatestStore for EsLatestStore {
         key: &IndicatorKey,
         now: DateTime<Utc>,
     ) -> Result<Option<LiveDocument>, StoreError> {
-        let path = format!("/{}/_doc/{}", self.names.latest_alias, document_id(key));
+        let stream = Stream::of_dataset(&key.dataset);
+        let path = format!(
+            "/{}/_doc/{}",
+            self.names.latest_alias(stream),
+            document_id(key)
+        );
         let answer = self
             .client
             .json(Method::Get, &path, None)
@@ -242,10 +234,14 @@ impl LatestStore for EsLatestStore {
         if answer.status == 404 || answer.body["found"] == json!(false) {
             return Ok(None);
         }
-        let expired = answer.body["_source"]["anomali"]["threatstream"]["deleted_at"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .is_some_and(|t| t.with_timezone(&Utc) <= now);
+        // As the sweep: past either stream's expiry field.
+        let expired = Stream::ALL.iter().any(|stream| {
+            let field = stream.expiry_field().rsplit('.').next().unwrap_or_default();
+            answer.body["_source"]["anomali"]["threatstream"][field]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.with_timezone(&Utc) <= now)
+        });
         if expired {
             return Ok(None);
         }
@@ -284,7 +280,7 @@ impl LatestStore for EsLatestStore {
         // Search, then delete what was found; bounded (no delete-by-query on minimal clusters).
         for _ in 0..1000 {
             let query = json!({"size": 1000, "_source": false,
-                "query": {"range": {"anomali.threatstream.deleted_at": {"lte": now.to_rfc3339()}}}});
+                "query": Self::expired_at(now)});
             let hits = self.search(query).await?;
             if hits.is_empty() {
                 return Ok(removed);
@@ -314,7 +310,10 @@ impl LatestStore for EsLatestStore {
             .client
             .json(
                 Method::Get,
-                &format!("/{}/_count", self.names.latest_alias),
+                &format!(
+                    "/{}/_count?ignore_unavailable=true&allow_no_indices=true",
+                    self.all_latest
+                ),
                 None,
             )
             .await

@@ -1,4 +1,4 @@
-//! Retention of the source data stream `logs-ti_anomali.threatstream-<namespace>`: 5 days by
+//! Retention of the source data streams `logs-ti_anomali.<stream>-<namespace>`: 5 days by
 //! default (the reference's ILM policy: "deleted 5 days after ingestion"), configurable.
 //!
 //! Contract:

@@ -6,7 +6,8 @@ use serde_json::Value;
 use crate::capabilities::Capabilities;
 use crate::client::EsClient;
 use crate::error::EsError;
-use crate::templates::{self, SOURCE_POLICY, SOURCE_TEMPLATE};
+use crate::names::Stream;
+use crate::templates;
 use crate::upgrade::alias_holders;
 
 /// Reads the modules every node has and turns them into [`Capabilities`].
@@ -54,14 +55,15 @@ pub async fn detect_capabilities(client: &EsClient) -> Result<Capabilities, EsEr
     Ok(Capabilities::from_modules(common))
 }
 
-/// Writes the ILM policy (when the cluster has ILM), the source template, and creates the latest
-/// index with its alias when it does not exist. Safe to run at every start. When another index
+/// Writes `stream`'s ILM policy (when the cluster has ILM) and source template, and creates its
+/// latest index (normally [`Stream::latest_index`]) with its alias when it does not exist. Safe to run at every start. When another index
 /// is the alias's explicit write index (an older version), the latest index is created without
 /// the alias: Elasticsearch refuses two write indices, and
 /// [`upgrade_latest_index`](crate::upgrade_latest_index) moves the alias after copying.
 pub async fn ensure_setup(
     client: &EsClient,
     capabilities: Capabilities,
+    stream: Stream,
     latest_index: &str,
     latest_alias: &str,
 ) -> Result<(), EsError> {
@@ -69,7 +71,7 @@ pub async fn ensure_setup(
         let answer = client
             .json(
                 Method::Put,
-                &format!("/_ilm/policy/{SOURCE_POLICY}"),
+                &format!("/_ilm/policy/{}", stream.source_policy()),
                 Some(&templates::source_policy()),
             )
             .await?;
@@ -78,8 +80,8 @@ pub async fn ensure_setup(
     let answer = client
         .json(
             Method::Put,
-            &format!("/_index_template/{SOURCE_TEMPLATE}"),
-            Some(&templates::source_index_template(capabilities)),
+            &format!("/_index_template/{}", stream.source_template()),
+            Some(&templates::source_index_template(stream, capabilities)),
         )
         .await?;
     expect_ok("PUT index template", &answer.body, answer.status)?;
@@ -87,7 +89,7 @@ pub async fn ensure_setup(
         .json(Method::Head, &format!("/{latest_index}"), None)
         .await?;
     if exists.status == 404 {
-        let mut body = templates::latest_index(capabilities);
+        let mut body = templates::latest_index(stream, capabilities);
         let other_writer = alias_holders(client, latest_alias)
             .await?
             .iter()

@@ -7,17 +7,10 @@
 use serde_json::{Map, Value, json};
 
 use crate::capabilities::Capabilities;
+pub use crate::names::Stream;
 
 /// Version of the templates this code writes (in `_meta`, so setup can tell whether to update).
 pub const TEMPLATE_VERSION: u64 = 1;
-/// The source data stream's index template.
-pub const SOURCE_TEMPLATE: &str = "logs-ti_anomali.threatstream";
-/// The latest index (versioned: a mapping change bumps the suffix) and its alias.
-pub const LATEST_INDEX: &str = "logs-ti_anomali_latest.threatstream-2";
-/// The alias detection rules point at.
-pub const LATEST_ALIAS: &str = "logs-ti_anomali_latest.threatstream";
-/// The ILM policy of the source data stream (5 days, as the reference).
-pub const SOURCE_POLICY: &str = "logs-ti_anomali.threatstream-default_policy";
 
 /// A field type as the reference declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +27,11 @@ enum Kind {
     Constant(Option<&'static str>),
     /// A keyword that is stored but not indexed (`event.original`).
     Unindexed,
+    Boolean,
+    /// A number or date the API passes through unchecked: a malformed value is kept in
+    /// `_source` but not indexed, instead of the whole indicator being refused.
+    LenientLong,
+    LenientDate,
 }
 
 /// Which copy the mapping is for: in the latest index `data_stream.namespace` is a plain keyword
@@ -46,22 +44,10 @@ pub enum Target {
     Latest,
 }
 
-fn fields(target: Target) -> Vec<(&'static str, Kind)> {
+/// The `anomali.threatstream.*` fields of the webhook stream (spec section (f)).
+fn threatstream_fields() -> Vec<(&'static str, Kind)> {
     use Kind::*;
-    let namespace = match target {
-        Target::Source => Constant(None),
-        Target::Latest => Keyword,
-    };
-    let source_label = match target {
-        Target::Source => Constant(Some("true")),
-        Target::Latest => Constant(Some("false")),
-    };
     vec![
-        ("@timestamp", Date),
-        ("agent.id", Keyword),
-        ("agent.name", Keyword),
-        ("agent.type", Keyword),
-        ("agent.version", Keyword),
         ("anomali.threatstream.added_at", Date),
         ("anomali.threatstream.classification", Keyword),
         ("anomali.threatstream.confidence", Long),
@@ -82,17 +68,85 @@ fn fields(target: Target) -> Vec<(&'static str, Kind)> {
         ("anomali.threatstream.update_id", Keyword),
         ("anomali.threatstream.url", Keyword),
         ("anomali.threatstream.value_type", Keyword),
+    ]
+}
+
+/// The `anomali.threatstream.*` fields of the intelligence stream, typed as the reference's
+/// `intelligence` data stream. Fields the mapping checks (dates it computes, the id) are strict;
+/// numbers and dates the API object passes through are lenient.
+fn intelligence_fields() -> Vec<(&'static str, Kind)> {
+    use Kind::*;
+    vec![
+        ("anomali.threatstream.can_add_public_tags", Boolean),
+        ("anomali.threatstream.confidence", Long),
+        ("anomali.threatstream.deletion_scheduled_at", Date),
+        ("anomali.threatstream.expiration_ts", LenientDate),
+        ("anomali.threatstream.feed_id", LenientLong),
+        ("anomali.threatstream.id", Keyword),
+        ("anomali.threatstream.import_session_id", LenientLong),
+        ("anomali.threatstream.is_anonymous", Boolean),
+        ("anomali.threatstream.is_editable", Boolean),
+        ("anomali.threatstream.is_public", Boolean),
+        ("anomali.threatstream.itype", Keyword),
+        ("anomali.threatstream.meta.maltype", Keyword),
+        ("anomali.threatstream.meta.registrant.address", Keyword),
+        ("anomali.threatstream.meta.registrant.email", Keyword),
+        ("anomali.threatstream.meta.registrant.name", Keyword),
+        ("anomali.threatstream.meta.registrant.org", Keyword),
+        ("anomali.threatstream.meta.registrant.phone", Keyword),
         (
-            "data_stream.dataset",
-            Constant(Some("ti_anomali.threatstream")),
+            "anomali.threatstream.meta.registration_created",
+            LenientDate,
         ),
+        (
+            "anomali.threatstream.meta.registration_updated",
+            LenientDate,
+        ),
+        ("anomali.threatstream.meta.severity", Keyword),
+        ("anomali.threatstream.owner_organization_id", LenientLong),
+        ("anomali.threatstream.rdns", Keyword),
+        ("anomali.threatstream.retina_confidence", LenientLong),
+        ("anomali.threatstream.source_created", LenientDate),
+        ("anomali.threatstream.source_modified", LenientDate),
+        (
+            "anomali.threatstream.source_reported_confidence",
+            LenientLong,
+        ),
+        ("anomali.threatstream.status", Keyword),
+        ("anomali.threatstream.threat_type", Keyword),
+        ("anomali.threatstream.threatscore", Keyword),
+        ("anomali.threatstream.trusted_circle_ids", LenientLong),
+        ("anomali.threatstream.type", Keyword),
+        ("anomali.threatstream.update_id", LenientLong),
+        ("anomali.threatstream.uuid", Keyword),
+        ("anomali.threatstream.value", Keyword),
+    ]
+}
+
+fn fields(stream: Stream, target: Target) -> Vec<(&'static str, Kind)> {
+    use Kind::*;
+    let namespace = match target {
+        Target::Source => Constant(None),
+        Target::Latest => Keyword,
+    };
+    let source_label = match target {
+        Target::Source => Constant(Some("true")),
+        Target::Latest => Constant(Some("false")),
+    };
+    let mut fields = vec![
+        ("@timestamp", Date),
+        ("agent.id", Keyword),
+        ("agent.name", Keyword),
+        ("agent.type", Keyword),
+        ("agent.version", Keyword),
+        ("data_stream.dataset", Constant(Some(stream.dataset()))),
         ("data_stream.namespace", namespace),
         ("data_stream.type", Constant(Some("logs"))),
         ("ecs.version", Keyword),
         ("error.message", MatchOnlyText),
         ("event.category", Keyword),
         ("event.created", Date),
-        ("event.dataset", Constant(Some("ti_anomali.threatstream"))),
+        ("event.dataset", Constant(Some(stream.dataset()))),
         ("event.ingested", Date),
         ("event.kind", Keyword),
         ("event.module", Constant(Some("ti_anomali"))),
@@ -149,7 +203,12 @@ fn fields(target: Target) -> Vec<(&'static str, Kind)> {
         ("threat.indicator.url.scheme", Keyword),
         ("threat.indicator.url.user_info", Keyword),
         ("threat.indicator.url.username", Keyword),
-    ]
+    ];
+    fields.extend(match stream {
+        Stream::Threatstream => threatstream_fields(),
+        Stream::Intelligence => intelligence_fields(),
+    });
+    fields
 }
 
 fn field_mapping(kind: Kind, capabilities: Capabilities) -> Value {
@@ -170,13 +229,16 @@ fn field_mapping(kind: Kind, capabilities: Capabilities) -> Value {
         },
         Kind::Constant(_) => json!({"type": "keyword"}),
         Kind::Unindexed => json!({"type": "keyword", "index": false, "doc_values": false}),
+        Kind::Boolean => json!({"type": "boolean"}),
+        Kind::LenientLong => json!({"type": "long", "ignore_malformed": true}),
+        Kind::LenientDate => json!({"type": "date", "ignore_malformed": true}),
     }
 }
 
-/// The `mappings` body for `target` on a cluster with `capabilities`.
-pub fn mappings(target: Target, capabilities: Capabilities) -> Value {
+/// The `mappings` body of `stream` for `target` on a cluster with `capabilities`.
+pub fn mappings(stream: Stream, target: Target, capabilities: Capabilities) -> Value {
     let mut root = Map::new();
-    for (path, kind) in fields(target) {
+    for (path, kind) in fields(stream, target) {
         let mut node = &mut root;
         let mut parts = path.split('.').peekable();
         while let Some(part) = parts.next() {
@@ -201,27 +263,27 @@ pub fn mappings(target: Target, capabilities: Capabilities) -> Value {
     })
 }
 
-/// The index template of the source data stream (`logs-ti_anomali.threatstream-*`).
-pub fn source_index_template(capabilities: Capabilities) -> Value {
+/// The index template of `stream`'s source data streams (`logs-ti_anomali.<stream>-*`).
+pub fn source_index_template(stream: Stream, capabilities: Capabilities) -> Value {
     let mut settings = json!({"index": {"mapping": {"total_fields": {"limit": 2000}}}});
     if capabilities.ilm {
-        settings["index"]["lifecycle"] = json!({"name": SOURCE_POLICY});
+        settings["index"]["lifecycle"] = json!({"name": stream.source_policy()});
     }
     json!({
-        "index_patterns": ["logs-ti_anomali.threatstream-*"],
+        "index_patterns": [format!("{}-*", stream.source_template())],
         "data_stream": {},
         "priority": 200,
-        "template": {"settings": settings, "mappings": mappings(Target::Source, capabilities)},
+        "template": {"settings": settings, "mappings": mappings(stream, Target::Source, capabilities)},
         "_meta": {"managed_by": "ti-anomali", "version": TEMPLATE_VERSION},
     })
 }
 
-/// The body that creates the latest index with its alias.
-pub fn latest_index(capabilities: Capabilities) -> Value {
+/// The body that creates `stream`'s latest index with its alias.
+pub fn latest_index(stream: Stream, capabilities: Capabilities) -> Value {
     json!({
         "settings": {"index": {"mapping": {"total_fields": {"limit": 2000}}}},
-        "mappings": mappings(Target::Latest, capabilities),
-        "aliases": {LATEST_ALIAS: {"is_write_index": true}},
+        "mappings": mappings(stream, Target::Latest, capabilities),
+        "aliases": {stream.latest_alias(): {"is_write_index": true}},
     })
 }
 
@@ -245,7 +307,7 @@ mod tests {
 
     #[test]
     fn latest_index_keeps_namespace_as_keyword_and_labels_false() {
-        let latest = mappings(Target::Latest, Capabilities::FULL);
+        let latest = mappings(Stream::Threatstream, Target::Latest, Capabilities::FULL);
         let properties = &latest["properties"];
         assert_eq!(
             properties["data_stream"]["properties"]["namespace"]["type"],
@@ -255,7 +317,7 @@ mod tests {
             properties["labels"]["properties"]["is_ioc_transform_source"]["value"],
             "false"
         );
-        let source = mappings(Target::Source, Capabilities::FULL);
+        let source = mappings(Stream::Threatstream, Target::Source, Capabilities::FULL);
         assert_eq!(
             source["properties"]["data_stream"]["properties"]["namespace"]["type"],
             "constant_keyword"
@@ -268,7 +330,7 @@ mod tests {
 
     #[test]
     fn minimal_clusters_get_replacement_types_and_no_policy() {
-        let text = source_index_template(Capabilities::MINIMAL).to_string();
+        let text = source_index_template(Stream::Threatstream, Capabilities::MINIMAL).to_string();
         for missing in [
             "constant_keyword",
             "\"wildcard\"",
@@ -277,12 +339,12 @@ mod tests {
         ] {
             assert!(!text.contains(missing), "{missing} in {text}");
         }
-        let full = source_index_template(Capabilities::FULL).to_string();
+        let full = source_index_template(Stream::Threatstream, Capabilities::FULL).to_string();
         for present in [
             "constant_keyword",
             "\"wildcard\"",
             "match_only_text",
-            SOURCE_POLICY,
+            Stream::Threatstream.source_policy(),
         ] {
             assert!(full.contains(present), "{present} missing");
         }

@@ -362,7 +362,10 @@ async fn copy_pages(
             "track_total_hits": false,
             // Expired documents would only be swept again; `now` is the cluster's clock, as the
             // sweep's.
-            "query": {"bool": {"must_not": {"range": {"anomali.threatstream.deleted_at": {"lte": "now"}}}}},
+            "query": {"bool": {"must_not": [
+                {"range": {"anomali.threatstream.deleted_at": {"lte": "now"}}},
+                {"range": {"anomali.threatstream.deletion_scheduled_at": {"lte": "now"}}}
+            ]}},
         });
         if let Some(after) = &after {
             query["search_after"] = after.clone();

@@ -11,6 +11,7 @@ use anomali_latest_store::{LatestStore, StoreError};
 use anomali_model::EcsDocument;
 use anomali_sink_es::{
     DeadLetterFile, EsClient, EsLatestStore, IndexNames, ShipperConfig, ShippingStore, Spool,
+    Stream,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -189,10 +190,7 @@ async fn harness(url: &str, spool_max: u64, config: ShipperConfig) -> Harness {
     let dead_letters = Arc::new(DeadLetterFile::open(&dir.path().join("dead.ndjson")).unwrap());
     let reader = EsLatestStore::new(
         EsClient::single_node(url).unwrap(),
-        IndexNames {
-            namespace: "test".to_owned(),
-            latest_alias: "latest".to_owned(),
-        },
+        IndexNames::new("test").with_latest_alias(Stream::Threatstream, "latest"),
         false,
     );
     Harness {

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use anomali_sink_es::Capabilities;
 use anomali_sink_es::templates::{latest_index, source_index_template, source_policy};
+use anomali_sink_es::{Capabilities, Stream};
 use serde_json::Value;
 
 #[track_caller]
@@ -22,30 +22,32 @@ fn check(name: &str, actual: &Value) {
     assert_eq!(actual, &expected, "{name} differs from its golden file");
 }
 
-#[test]
-fn source_template_full() {
-    check(
-        "source-template-full",
-        &source_index_template(Capabilities::FULL),
-    );
+/// The source template and the latest index of `stream`, on a full and on a minimal cluster.
+fn check_stream(stream: Stream) {
+    let name = stream.dataset().trim_start_matches("ti_anomali.");
+    for (capabilities, level) in [
+        (Capabilities::FULL, "full"),
+        (Capabilities::MINIMAL, "minimal"),
+    ] {
+        check(
+            &format!("{name}-source-template-{level}"),
+            &source_index_template(stream, capabilities),
+        );
+        check(
+            &format!("{name}-latest-index-{level}"),
+            &latest_index(stream, capabilities),
+        );
+    }
 }
 
 #[test]
-fn source_template_minimal() {
-    check(
-        "source-template-minimal",
-        &source_index_template(Capabilities::MINIMAL),
-    );
+fn threatstream_templates() {
+    check_stream(Stream::Threatstream);
 }
 
 #[test]
-fn latest_index_full() {
-    check("latest-index-full", &latest_index(Capabilities::FULL));
-}
-
-#[test]
-fn latest_index_minimal() {
-    check("latest-index-minimal", &latest_index(Capabilities::MINIMAL));
+fn intelligence_templates() {
+    check_stream(Stream::Intelligence);
 }
 
 #[test]
