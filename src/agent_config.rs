@@ -1,9 +1,11 @@
 //! The units Elastic Agent hands over, as a `serve` configuration.
 //!
-//! - INPUT unit: the policy input as Fleet renders it; its first stream carries the webhook's
-//!   keys (the same as `webhook:` in the YAML file) and may carry `serve`'s own keys
-//!   (`sweep_interval_seconds`, `source_retention_days`, `geoip_db`, `shipping`); the namespace
-//!   is the input's `data_stream.namespace`.
+//! - INPUT unit: the policy input as Fleet renders it, with at most one stream of each kind: the
+//!   `ti_anomali.intelligence` stream carries the poller's keys (as `intelligence:` in the YAML
+//!   file), any other stream the webhook's (as `webhook:`); without a webhook stream nothing
+//!   listens. Streams may carry `serve`'s own keys (`sweep_interval_seconds`,
+//!   `source_retention_days`, `geoip_db`, `shipping`); the namespace is the input's
+//!   `data_stream.namespace`.
 //! - OUTPUT unit: the policy's Elasticsearch output (`hosts`, `protocol`, `api_key` or
 //!   `username`/`password`, `ssl.certificate_authorities`, `ssl.ca_trusted_fingerprint`,
 //!   `ssl.verification_mode`); other output keys (Beats' tuning) do not apply and are ignored.
@@ -13,6 +15,20 @@
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
+
+/// The dataset of the polled stream; any other stream is the webhook's.
+const INTELLIGENCE_DATASET: &str = "ti_anomali.intelligence";
+
+/// `data_stream.dataset` of a stream.
+trait StreamDataset {
+    fn pointer_dataset(&self) -> Option<&str>;
+}
+
+impl StreamDataset for Map<String, Value> {
+    fn pointer_dataset(&self) -> Option<&str> {
+        self.get("data_stream")?.get("dataset")?.as_str()
+    }
+}
 
 /// Keys Fleet adds to a stream that are not webhook settings.
 const STREAM_METADATA: &[&str] = &["id", "data_stream", "_meta", "condition"];
@@ -65,27 +81,52 @@ pub(crate) fn serve_config_json(
     };
     config.insert("namespace".to_owned(), Value::String(namespace.to_owned()));
 
-    let stream = match input.get("streams") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Array(streams)) => match streams.first() {
-            None => Map::new(),
-            Some(Value::Object(stream)) => stream.clone(),
-            Some(_) => return Err(invalid("streams[0]", "must be an object")),
-        },
+    let streams = match input.get("streams") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(streams)) => streams.clone(),
         Some(_) => return Err(invalid("streams", "must be a list")),
     };
-    let mut webhook = Map::new();
-    for (key, value) in stream {
-        if STREAM_METADATA.contains(&key.as_str()) {
-            continue;
+    let mut webhook: Option<Map<String, Value>> = None;
+    let mut intelligence: Option<Map<String, Value>> = None;
+    for (n, stream) in streams.into_iter().enumerate() {
+        let Value::Object(stream) = stream else {
+            return Err(invalid(&format!("streams[{n}]"), "must be an object"));
+        };
+        let polled = stream.pointer_dataset() == Some(INTELLIGENCE_DATASET);
+        let mut keys = Map::new();
+        for (key, value) in stream {
+            if STREAM_METADATA.contains(&key.as_str()) {
+                continue;
+            }
+            if SERVE_KEYS.contains(&key.as_str()) {
+                config.insert(key, value);
+            } else {
+                keys.insert(key, value);
+            }
         }
-        if SERVE_KEYS.contains(&key.as_str()) {
-            config.insert(key, value);
+        let (slot, what) = if polled {
+            (&mut intelligence, "intelligence")
         } else {
-            webhook.insert(key, value);
+            (&mut webhook, "webhook")
+        };
+        if slot.is_some() {
+            return Err(invalid(
+                &format!("streams[{n}]"),
+                format!("a second {what} stream: give at most one of each"),
+            ));
         }
+        *slot = Some(keys);
     }
+    let webhook = match (webhook, &intelligence) {
+        (Some(webhook), _) => webhook,
+        // Polling alone: no listener.
+        (None, Some(_)) => Map::from_iter([("enabled".to_owned(), Value::Bool(false))]),
+        (None, None) => Map::new(),
+    };
     config.insert("webhook".to_owned(), Value::Object(webhook));
+    if let Some(intelligence) = intelligence {
+        config.insert("intelligence".to_owned(), Value::Object(intelligence));
+    }
     config.insert(
         "elasticsearch".to_owned(),
         elasticsearch_connection(output, data_dir)?,
@@ -271,6 +312,40 @@ mod tests {
         );
     }
 
+    fn intelligence_stream() -> Value {
+        json!({
+            "id": "ti-anomali-ti_anomali.intelligence-1",
+            "data_stream": {"dataset": "ti_anomali.intelligence", "type": "logs"},
+            "username": "analyst", "api_key": "secret", "interval": "10m"
+        })
+    }
+
+    #[test]
+    fn the_intelligence_stream_becomes_the_poller_beside_the_webhook() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut both = input();
+        both["streams"]
+            .as_array_mut()
+            .unwrap()
+            .push(intelligence_stream());
+        let config = serve_config_json(&both, &output(), dir.path()).unwrap();
+        assert_eq!(config["webhook"]["listen_port"], 8181);
+        assert_eq!(
+            config["intelligence"],
+            json!({"username": "analyst", "api_key": "secret", "interval": "10m"})
+        );
+    }
+
+    #[test]
+    fn the_intelligence_stream_alone_turns_the_listener_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut alone = input();
+        alone["streams"] = json!([intelligence_stream()]);
+        let config = serve_config_json(&alone, &output(), dir.path()).unwrap();
+        assert_eq!(config["webhook"], json!({"enabled": false}));
+        assert_eq!(config["intelligence"]["username"], "analyst");
+    }
+
     #[test]
     fn an_inline_ca_is_written_to_the_data_folder() {
         let dir = tempfile::tempdir().unwrap();
@@ -302,12 +377,20 @@ mod tests {
             let error = serve_config_json(&input(), &output, dir.path()).unwrap_err();
             assert_eq!(error.key, key, "{output}");
         }
-        let bad_input = json!({"streams": "nope"});
-        assert_eq!(
-            serve_config_json(&bad_input, &output(), dir.path())
-                .unwrap_err()
-                .key,
-            "streams"
-        );
+        for (bad_input, key) in [
+            (json!({"streams": "nope"}), "streams"),
+            (json!({"streams": [{}, 3]}), "streams[1]"),
+            (json!({"streams": [{}, {}]}), "streams[1]"),
+            (
+                json!({"streams": [
+                    {"data_stream": {"dataset": "ti_anomali.intelligence"}},
+                    {"data_stream": {"dataset": "ti_anomali.intelligence"}}
+                ]}),
+                "streams[1]",
+            ),
+        ] {
+            let error = serve_config_json(&bad_input, &output(), dir.path()).unwrap_err();
+            assert_eq!(error.key, key, "{bad_input}");
+        }
     }
 }

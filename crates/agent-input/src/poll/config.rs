@@ -29,13 +29,17 @@ pub struct PollConfig {
     /// An advanced search query (`q`). By default, none.
     pub query: Option<String>,
     /// Ask for remote observables (`remote_api=true`, ThreatStream OnPrem). By default, off.
+    /// Also read as `remote_api_true`, the reference's variable name.
+    #[serde(alias = "remote_api_true")]
     pub remote_api: bool,
     /// An HTTP(S) proxy. By default, none.
     pub proxy_url: Option<String>,
     /// PEM files of CAs to trust besides the public ones. By default, none.
     pub certificate_authorities: Vec<std::path::PathBuf>,
     /// The fail-safe expiry (`90d`, `12h`, `30m`), capped by each object's `expiration_ts`;
-    /// empty: `expiration_ts` alone. By default, `90d`.
+    /// empty: `expiration_ts` alone. By default, `90d`. Also read as
+    /// `ioc_duration_before_deletion`, the reference's variable name.
+    #[serde(alias = "ioc_duration_before_deletion")]
     pub ioc_expiration_duration: String,
     /// Tags for every document. By default, `forwarded` and `anomali-intelligence`.
     pub tags: Vec<String>,
