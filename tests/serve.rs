@@ -4,112 +4,23 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a panic is a failed test")]
 
-use std::net::TcpListener;
+mod serve_harness;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anomali_agent_input::sign_sha256_hex;
 use anomali_latest_store::{EmbeddedOptions, EmbeddedStore, IndicatorKey, LatestStore};
 use serde_json::Value;
-
-const KEY: &str = "serve-test-key-0123456789";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Service {
-    child: Child,
-    port: u16,
-}
-
-impl Service {
-    fn start(data_dir: &Path, port: u16, extra_yaml: &str) -> Self {
-        let config = data_dir.with_extension("yml");
-        std::fs::write(
-            &config,
-            format!("data_dir: {}\nwebhook:\n  listen_address: 127.0.0.1\n  listen_port: {port}\n  hmac:\n    key: {KEY}\n{extra_yaml}", data_dir.display()),
-        )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let service = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return service;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("serve did not listen on {port} within 20 s");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "serve exits 0 on SIGTERM: {status}");
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        let _ = self.child.wait();
-    }
-}
-
-fn push(client: &reqwest::blocking::Client, url: &str, body: &[u8]) -> reqwest::StatusCode {
-    let signature = format!("sha256={}", sign_sha256_hex(KEY.as_bytes(), body));
-    client
-        .post(url)
-        .header("content-type", "application/x-ndjson")
-        .header("X-Filebeat-Signature", signature)
-        .body(body.to_vec())
-        .send()
-        .map(|r| r.status())
-        .unwrap_or(reqwest::StatusCode::SERVICE_UNAVAILABLE)
-}
-
-fn get_json(client: &reqwest::blocking::Client, url: &str) -> (reqwest::StatusCode, Value) {
-    let signature = format!("sha256={}", sign_sha256_hex(KEY.as_bytes(), b""));
-    let response = client
-        .get(url)
-        .header("X-Filebeat-Signature", signature)
-        .send()
-        .unwrap();
-    let status = response.status();
-    (
-        status,
-        serde_json::from_slice(&response.bytes().unwrap()).unwrap_or(Value::Null),
-    )
-}
+use serve_harness::{
+    FakeIntelligenceApi, KEY, Service, blocking_client, free_port, get_json, push,
+};
 
 fn shared_dir() -> PathBuf {
     std::env::var_os("TI_ANOMALI_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-}
-
-fn blocking_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
 }
 
 #[test]
@@ -338,41 +249,6 @@ fn with_elasticsearch_unreachable_pushes_are_spooled_and_reads_answer_503() {
     service.stop();
 }
 
-/// Serves one page of Intelligence API objects to every request (loopback, at most 50
-/// requests); records the requests' first lines.
-fn fake_intelligence_api(page: String) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{Read as _, Write as _};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(50) {
-            let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut byte) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&byte[..n]),
-                }
-            }
-            let first = String::from_utf8_lossy(&head)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_owned();
-            log.lock().unwrap().push(first);
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
-                page.len()
-            );
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    (port, seen)
-}
-
 #[test]
 fn serve_polls_the_intelligence_api_into_the_embedded_store() {
     let page = serde_json::json!({"meta": {"next": null}, "objects": [
@@ -382,7 +258,7 @@ fn serve_polls_the_intelligence_api_into_the_embedded_store() {
          "confidence": 20, "created_ts": "2026-11-01T00:00:00Z", "modified_ts": "2026-11-30T00:00:00Z"}
     ]})
     .to_string();
-    let (api_port, seen) = fake_intelligence_api(page);
+    let api = FakeIntelligenceApi::start(move |_| page.clone());
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let data = dir.path().join("data");
@@ -390,7 +266,8 @@ fn serve_polls_the_intelligence_api_into_the_embedded_store() {
         &data,
         port,
         &format!(
-            "intelligence:\n  url: http://127.0.0.1:{api_port}\n  username: analyst\n  api_key: k-123\n  interval: 1s\n  preserve_original_event: true\n  tags: [ti-intel]\n"
+            "intelligence:\n  url: {}\n  username: analyst\n  api_key: k-123\n  interval: 1s\n  preserve_original_event: true\n  tags: [ti-intel]\n",
+            api.url()
         ),
     );
     let client = blocking_client();
@@ -428,13 +305,12 @@ fn serve_polls_the_intelligence_api_into_the_embedded_store() {
     assert_eq!(domain.as_array().map(Vec::len), Some(1), "{domain}");
     // The second poll asked after the cursor.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !seen
-        .lock()
-        .unwrap()
+    while !api
+        .requests()
         .iter()
-        .any(|l| l.contains("update_id__gt=9002"))
+        .any(|r| r.query.get("update_id__gt").is_some_and(|c| c == "9002"))
     {
-        assert!(Instant::now() < deadline, "{:?}", seen.lock().unwrap());
+        assert!(Instant::now() < deadline, "{:?}", api.requests());
         std::thread::sleep(Duration::from_millis(100));
     }
     service.stop();
