@@ -326,25 +326,8 @@ fn unit_state(component: &Component, unit_type: i32, unit: &Unit) -> (State, Str
             (State::Starting, "waiting for configuration".to_owned())
         }
         PipelineState::Stopped => (State::Configuring, "waiting for the other unit".to_owned()),
-        PipelineState::Configuring | PipelineState::Running(PipelineStatus::Starting) => {
-            (State::Configuring, "applying configuration".to_owned())
-        }
-        PipelineState::Running(PipelineStatus::Healthy(message)) => {
-            (State::Healthy, message.clone())
-        }
-        PipelineState::Running(PipelineStatus::Degraded(reason)) => {
-            (State::Degraded, reason.clone())
-        }
-        // The poller stopped for good (refused credentials): the input's fault, not the output's.
-        PipelineState::Running(PipelineStatus::InputFailed(reason))
-            if unit_type == UnitType::Input as i32 =>
-        {
-            (State::Failed, reason.clone())
-        }
-        PipelineState::Running(PipelineStatus::InputFailed(_)) => (
-            State::Healthy,
-            "the output works; the input unit failed".to_owned(),
-        ),
+        PipelineState::Configuring => (State::Configuring, "applying configuration".to_owned()),
+        PipelineState::Running(status) => running_state(status, unit_type),
         PipelineState::Failed {
             unit_type: blamed,
             message,
@@ -353,6 +336,20 @@ fn unit_state(component: &Component, unit_type: i32, unit: &Unit) -> (State, Str
             State::Degraded,
             "not running: the other unit's configuration failed".to_owned(),
         ),
+    }
+}
+
+fn running_state(status: &PipelineStatus, unit_type: i32) -> (State, String) {
+    match status {
+        PipelineStatus::Starting => (State::Configuring, "applying configuration".to_owned()),
+        PipelineStatus::Healthy(message) => (State::Healthy, message.clone()),
+        PipelineStatus::Degraded(reason) => (State::Degraded, reason.clone()),
+        // The poller stopped for good (refused credentials): the input's fault; the output
+        // says how shipping goes.
+        PipelineStatus::InputFailed { reason, .. } if unit_type == UnitType::Input as i32 => {
+            (State::Failed, reason.clone())
+        }
+        PipelineStatus::InputFailed { target, .. } => running_state(target, unit_type),
     }
 }
 

@@ -310,17 +310,24 @@ pub(crate) enum PipelineStatus {
     Healthy(String),
     /// Serving, but the target fails or refuses documents, or polls fail for now: the reason.
     Degraded(String),
-    /// A source stopped for good (the Intelligence API refused the credentials): the reason.
-    InputFailed(String),
+    /// A source stopped for good (the Intelligence API refused the credentials): the reason,
+    /// and the target's own status (the output is not to blame).
+    InputFailed {
+        /// Why the source stopped.
+        reason: String,
+        /// The target's status.
+        target: Box<PipelineStatus>,
+    },
 }
 
 impl PipelineStatus {
     /// The status of the whole from the target's (`self`) and the poller's, if it runs.
     fn with_poller(&self, poll: Option<&PollStatus>) -> PipelineStatus {
         match (poll, self) {
-            (Some(PollStatus::Failed(reason)), _) => {
-                PipelineStatus::InputFailed(format!("intelligence api: {reason}"))
-            }
+            (Some(PollStatus::Failed(reason)), target) => PipelineStatus::InputFailed {
+                reason: format!("intelligence api: {reason}"),
+                target: Box::new(target.clone()),
+            },
             (Some(PollStatus::Degraded(reason)), PipelineStatus::Degraded(target)) => {
                 PipelineStatus::Degraded(format!("{target}; intelligence api: {reason}"))
             }

@@ -8,6 +8,7 @@
 #![allow(clippy::print_stderr, reason = "the tests report measured figures")]
 
 mod agent_harness;
+mod serve_harness;
 
 use std::time::{Duration, Instant};
 
@@ -37,19 +38,18 @@ fn run_tag() -> u64 {
 }
 
 async fn count_namespace(namespace: &str) -> u64 {
+    count_in("logs-ti_anomali_latest.threatstream", namespace).await
+}
+
+/// Live documents of `namespace` in the latest alias `alias`.
+async fn count_in(alias: &str, namespace: &str) -> u64 {
     let client = reqwest::Client::new();
     let _ = client
-        .post(format!(
-            "{}/logs-ti_anomali_latest.threatstream/_refresh",
-            es_url()
-        ))
+        .post(format!("{}/{alias}/_refresh", es_url()))
         .send()
         .await;
     let answer: Value = client
-        .post(format!(
-            "{}/logs-ti_anomali_latest.threatstream/_count",
-            es_url()
-        ))
+        .post(format!("{}/{alias}/_count", es_url()))
         .header("content-type", "application/json")
         .body(json!({"query": {"term": {"data_stream.namespace": namespace}}}).to_string())
         .send()
@@ -267,4 +267,76 @@ async fn documents_elasticsearch_refuses_turn_the_units_degraded_with_the_reason
     let out = observed.units.iter().find(|u| u.id == "out").unwrap();
     assert!(out.message.contains("refused"), "{}", out.message);
     assert!(component.terminate_and_wait().success());
+}
+
+/// A policy with both streams: the webhook's pushes and the polled Intelligence API objects
+/// reach their own latest indices, and both units are HEALTHY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_intelligence_stream_polls_into_its_own_latest_index_beside_the_webhook() {
+    let tag = run_tag();
+    let namespace = format!("agentintel{tag}");
+    let base = 8_000_000_000_000 + tag * 10_000;
+    let objects: Vec<Value> = (1..=20u64)
+        .map(|n| {
+            json!({"id": base + n, "update_id": n, "itype": "mal_domain",
+                   "value": format!("d{n}.agent-e2e.example"), "confidence": 70,
+                   "created_ts": "2026-11-01T00:00:00Z", "modified_ts": "2026-11-30T00:00:00Z"})
+        })
+        .collect();
+    let api = serve_harness::FakeIntelligenceApi::start(move |request| {
+        let after: u64 = request
+            .query
+            .get("update_id__gt")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let page: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["update_id"].as_u64().is_some_and(|u| u > after))
+            .collect();
+        json!({"meta": {"next": null}, "objects": page}).to_string()
+    });
+    let port = free_port();
+    let mut input = input_source(port, &namespace);
+    input["streams"].as_array_mut().unwrap().push(json!({
+        "id": "ti-anomali-ti_anomali.intelligence-1",
+        "data_stream": {"dataset": "ti_anomali.intelligence", "type": "logs"},
+        "url": api.url(), "username": "analyst", "api_key": "agent-e2e-key", "interval": "1s"
+    }));
+    let agent = FakeAgent::start().await.unwrap();
+    agent.set_expected(pair(State::Healthy, 1, input, output()));
+    let component = Component::start(&agent);
+    component.wait_for_webhook(port, WAIT).await;
+    let pushed: Vec<u64> = (base + 100..base + 103).collect();
+    assert_eq!(component.push(port, &pushed).await, 200);
+    wait_for_count(&namespace, 3).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let polled = count_in("logs-ti_anomali_latest.intelligence", &namespace).await;
+        if polled == 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{polled} polled documents, expected 20"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    agent
+        .wait_for_observed(
+            |m| {
+                state_of(m, "in-1") == Some((State::Healthy, 1))
+                    && state_of(m, "out") == Some((State::Healthy, 1))
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let requests = api.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.authorization == "apikey analyst:agent-e2e-key"),
+        "{requests:?}"
+    );
+    component.terminate_and_wait();
 }

@@ -319,3 +319,83 @@ fn serve_polls_the_intelligence_api_into_the_embedded_store() {
         "{\"last_update_id\":9002}"
     );
 }
+
+/// `webhook.enabled: false` with an `intelligence` section polls alone: nothing listens, the
+/// polled indicators reach the store, and `lookup` finds them after the stop. A configuration
+/// with neither source is refused with a message that says so.
+#[test]
+fn polling_alone_needs_no_listener_and_a_config_with_neither_source_is_refused() {
+    let page = serde_json::json!({"meta": {"next": null}, "objects": [
+        {"id": 601, "update_id": 9101, "itype": "mal_ip", "value": "198.51.100.61", "ip": "198.51.100.61",
+         "confidence": 80, "created_ts": "2026-11-01T00:00:00Z", "modified_ts": "2026-11-30T00:00:00Z"},
+        {"id": 602, "update_id": 9102, "itype": "c2_domain", "value": "alone.example.net",
+         "confidence": 60, "created_ts": "2026-11-01T00:00:00Z", "modified_ts": "2026-11-30T00:00:00Z"}
+    ]})
+    .to_string();
+    let empty = serde_json::json!({"meta": {"next": null}, "objects": []}).to_string();
+    let api = FakeIntelligenceApi::start(move |request| {
+        if request.query.contains_key("update_id__gt") {
+            empty.clone()
+        } else {
+            page.clone()
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let config = dir.path().join("poll-only.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {}\nwebhook:\n  enabled: false\n  listen_address: 127.0.0.1\n  listen_port: {port}\nintelligence:\n  url: {}\n  username: analyst\n  api_key: k-123\n  interval: 1s\n",
+            data.display(),
+            api.url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cursor = data.join("intelligence-cursor.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&cursor).ok().as_deref() != Some("{\"last_update_id\":9102}") {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the page was not applied within 20 s: {:?}", api.requests());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens with the webhook off"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    let lookup = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+        .args(["lookup", "alone.example.net", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(lookup.status.success(), "{lookup:?}");
+    let found: Value = serde_json::from_slice(&lookup.stdout).unwrap();
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(found[0]["event"]["dataset"], "ti_anomali.intelligence");
+
+    std::fs::write(&config, "webhook:\n  enabled: false\n").unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("nothing to receive"), "{stderr}");
+}
