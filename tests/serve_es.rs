@@ -714,8 +714,9 @@ fn fake_intelligence_api(objects: Vec<Value>) -> u16 {
 /// Both sources at once: the webhook's pushes reach the threatstream indices and the polled
 /// Intelligence API objects reach `logs-ti_anomali.intelligence-<ns>` and
 /// `logs-ti_anomali_latest.intelligence` with the intelligence field types; a polled indicator
-/// leaves the latest alias when its `deletion_scheduled_at` (here its `expiration_ts`) passes, and
-/// a malformed pass-through number does not cost the indicator.
+/// leaves the latest alias when its `deletion_scheduled_at` (here its `expiration_ts`) passes, a
+/// malformed pass-through number does not cost the indicator, and fetching everything again
+/// adds no second source copy.
 #[test]
 fn polled_intelligence_lands_in_its_own_indices_and_expires_on_deletion_scheduled_at() {
     const INTELLIGENCE: &str = "logs-ti_anomali_latest.intelligence";
@@ -832,8 +833,29 @@ fn polled_intelligence_lands_in_its_own_indices_and_expires_on_deletion_schedule
     // Polling every second for the whole test re-fetched nothing: the cursor moved past 13.
     assert_eq!(count(&source_stream, json!({"match_all": {}})), 3);
     assert_eq!(serve.metric("ti_es_dead_letters_total"), 0);
-    let cursor =
-        std::fs::read_to_string(serve.data_dir().join("intelligence-cursor.json")).unwrap();
-    assert!(cursor.contains("13"), "{cursor}");
+    let cursor: Value = serde_json::from_slice(
+        &std::fs::read(serve.data_dir().join("intelligence-cursor.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cursor["last_update_id"], 13, "{cursor}");
     serve.stop();
+
+    // A fresh data folder has no cursor, as after losing it: everything is fetched again, and
+    // the fixed source ids (id:update_id) keep the source stream free of second copies.
+    let again = Serve::start(
+        &namespace,
+        &format!(
+            "intelligence:\n  url: http://127.0.0.1:{api}\n  username: analyst\n  api_key: e2e-key\n  interval: 1s\n"
+        ),
+    );
+    let cursor = again.data_dir().join("intelligence-cursor.json");
+    wait_for("the second run's cursor", Duration::from_secs(30), || {
+        std::fs::read_to_string(&cursor)
+            .ok()
+            .filter(|text| text == "{\"last_update_id\":13}")
+    });
+    again.wait_until_shipped(Duration::from_secs(30));
+    assert_eq!(count(&source_stream, json!({"match_all": {}})), 3);
+    assert_eq!(again.metric("ti_es_dead_letters_total"), 0);
+    again.stop();
 }

@@ -78,17 +78,27 @@ pub fn encode_actions(
             stream_type: "logs",
         });
         document.event.ingested = ingested;
+        let facts = DocumentFacts::of(dataset, &document);
         // Stamped in place for the source copy, then again as Latest for the live one.
         document.stamp(dataset, DocumentRole::Source);
         body.extend_from_slice(source_action_head.as_bytes());
-        if let Some(prefix) = source_ids {
-            body.extend_from_slice(format!(",\"_id\":\"{prefix}-{n}\"").as_bytes());
+        match (stream, &facts.key, facts.update_id) {
+            // A polled version is named by its id and update_id: the page a crash makes the
+            // poller fetch again creates nothing twice (409, counted as already there).
+            (Stream::Intelligence, Some(key), Some(update_id)) => {
+                let id = Value::String(format!("{}:{update_id}", key.id));
+                body.extend_from_slice(format!(",\"_id\":{id}").as_bytes());
+            }
+            _ => {
+                if let Some(prefix) = source_ids {
+                    body.extend_from_slice(format!(",\"_id\":\"{prefix}-{n}\"").as_bytes());
+                }
+            }
         }
         body.extend_from_slice(b"}}\n");
         document.write_json(body);
         body.push(b'\n');
 
-        let facts = DocumentFacts::of(dataset, &document);
         let Some(key) = facts.key.as_ref() else {
             encoded.without_id += 1;
             continue;
@@ -271,6 +281,67 @@ mod tests {
         assert_eq!(
             &body[items[2].lines()],
             b"{\"index\":{\"_id\":\"y\"}}\n{\"b\":2}\n"
+        );
+    }
+
+    fn document(id: &str, update_id: u64) -> EcsDocument {
+        let mut document = EcsDocument::default();
+        document.anomali.threatstream.id = Some(id.to_owned());
+        document.anomali.threatstream.update_id = Some(update_id.to_string());
+        document
+    }
+
+    fn action_lines(body: &[u8]) -> Vec<Value> {
+        split_items(body)
+            .expect("a body written by encode")
+            .iter()
+            .map(|item| serde_json::from_slice(&body[item.action.clone()]).expect("JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn each_stream_goes_to_its_own_indices_and_polled_versions_have_fixed_source_ids() {
+        let identity = ShipIdentity::new(&IndexNames::new("ns"), None);
+        let now = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+            .expect("time")
+            .to_utc();
+        let mut body = Vec::new();
+        encode_actions(
+            &identity,
+            "ti_anomali.threatstream",
+            vec![document("7", 3)],
+            now,
+            Some("run-1"),
+            &mut body,
+        );
+        encode_actions(
+            &identity,
+            "ti_anomali.intelligence",
+            vec![document("7", 3)],
+            now,
+            Some("run-2"),
+            &mut body,
+        );
+        let actions = action_lines(&body);
+        assert_eq!(
+            actions,
+            [
+                json!({"create": {"_index": "logs-ti_anomali.threatstream-ns", "_id": "run-1-0"}}),
+                json!({"index": {"_index": "logs-ti_anomali_latest.threatstream", "_id": "ti_anomali.threatstream:7", "version": 3, "version_type": "external_gte"}}),
+                json!({"create": {"_index": "logs-ti_anomali.intelligence-ns", "_id": "7:3"}}),
+                json!({"index": {"_index": "logs-ti_anomali_latest.intelligence", "_id": "ti_anomali.intelligence:7", "version": 3, "version_type": "external_gte"}}),
+            ]
+        );
+        let documents: Vec<Value> = body
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).expect("JSON"))
+            .collect();
+        assert_eq!(documents[1]["input"]["type"], "http_endpoint");
+        assert_eq!(documents[5]["input"]["type"], "cel");
+        assert_eq!(
+            documents[5]["data_stream"]["dataset"],
+            "ti_anomali.intelligence"
         );
     }
 
