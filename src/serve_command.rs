@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anomali_agent_input::poll::{ObjectSink, PollConfig, PollStatus, Poller};
-use anomali_agent_input::{SinkError, StoreSink, WebhookConfig, WebhookServer, sign_sha256_hex};
+use anomali_agent_input::{
+    ReadApi, SinkError, StoreSink, WebhookConfig, WebhookServer, sign_sha256_hex,
+};
 use anomali_latest_store::{EmbeddedOptions, EmbeddedStore, LatestStore};
 use anomali_mapping::{GeoIp, MappingSettings, Received, map_intelligence};
 use anomali_model::{AgentFields, EcsDocument};
@@ -576,8 +578,11 @@ async fn run<S: LatestStore + Clone>(
         EcsDocument::THREATSTREAM_DATASET,
     ));
     let server = if config.webhook.enabled {
-        let server =
-            WebhookServer::start_with_api(validated, settings, sink.clone(), sink.clone()).await?;
+        let api = ServeApi {
+            store: sink.clone(),
+            status: statuses.1.subscribe(),
+        };
+        let server = WebhookServer::start_with_api(validated, settings, sink.clone(), api).await?;
         tracing::info!(address = %server.local_addr(), "serving: POST indicators, GET /_ti/lookup?value=, /_ti/health, /_ti/metrics");
         Some(server)
     } else {
@@ -643,6 +648,39 @@ async fn run<S: LatestStore + Clone>(
     let _ = sweeper.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The read API under `/_ti/`: the store's, with `/_ti/health` telling the pipeline's status too
+/// (yellow while degraded; red, answered 503, when a source stopped for good).
+struct ServeApi<S> {
+    store: Arc<StoreSink<S>>,
+    status: tokio::sync::watch::Receiver<PipelineStatus>,
+}
+
+impl<S: LatestStore> ReadApi for ServeApi<S> {
+    async fn lookup(&self, value: &str) -> Result<Vec<serde_json::Value>, SinkError> {
+        self.store.lookup(value).await
+    }
+
+    async fn health(&self) -> Result<serde_json::Value, String> {
+        let mut details = self.store.health().await?;
+        let status = self.status.borrow().clone();
+        let (colour, reason) = match status {
+            PipelineStatus::Starting => ("green", None),
+            PipelineStatus::Healthy(_) => ("green", None),
+            PipelineStatus::Degraded(reason) => ("yellow", Some(reason)),
+            PipelineStatus::InputFailed { reason, .. } => return Err(reason),
+        };
+        details["status"] = serde_json::Value::from(colour);
+        if let Some(reason) = reason {
+            details["reason"] = serde_json::Value::from(reason);
+        }
+        Ok(details)
+    }
+
+    async fn metrics(&self) -> String {
+        self.store.metrics().await
+    }
 }
 
 /// Reports the status of the whole every half second: the target's, unless the poller fails.

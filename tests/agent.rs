@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
 mod agent_harness;
+mod serve_harness;
 
 use std::time::Duration;
 
@@ -336,45 +337,12 @@ async fn an_unusable_key_in_the_start_up_info_is_named_at_once() {
     assert!(!stderr.contains(agent.token()), "the token is a secret");
 }
 
-/// An Intelligence API on loopback that refuses every request with 401 (at most 50, for at
-/// most a minute); its base URL.
-fn refusing_intelligence_api() -> String {
-    use std::io::{Read as _, Write as _};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let mut served = 0;
-        while served < 50 && std::time::Instant::now() < deadline {
-            let Ok((mut stream, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            served += 1;
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buffer = [0u8; 4096];
-            let _ = stream.read(&mut buffer);
-            let body = r#"{"message": "invalid api key"}"#;
-            let _ = stream.write_all(
-                format!(
-                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-                .as_bytes(),
-            );
-        }
-    });
-    url
-}
-
 /// A policy with only the intelligence stream runs the poller without a listener; when the API
 /// refuses the credentials the input unit fails with the reason, while the output unit keeps
 /// reporting how shipping goes (here: the cluster does not answer). The key is never logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_api_credentials_fail_the_input_unit_of_an_intelligence_only_policy() {
-    let api = refusing_intelligence_api();
+    let api = serve_harness::FakeIntelligenceApi::start_refusing();
     let agent = FakeAgent::start().await.unwrap();
     let input = json!({
         "id": "ti-anomali-1", "type": "ti-anomali", "name": "ti_anomali-1", "revision": 1,
@@ -382,7 +350,7 @@ async fn refused_api_credentials_fail_the_input_unit_of_an_intelligence_only_pol
         "streams": [{
             "id": "ti-anomali-ti_anomali.intelligence-1",
             "data_stream": {"dataset": "ti_anomali.intelligence", "type": "logs"},
-            "url": api, "username": "analyst", "api_key": "wrong-key-4711", "interval": "1s"
+            "url": api.url(), "username": "analyst", "api_key": "wrong-key-4711", "interval": "1s"
         }]
     });
     let es = format!("127.0.0.1:{}", closed_port());

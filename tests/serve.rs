@@ -399,3 +399,46 @@ fn polling_alone_needs_no_listener_and_a_config_with_neither_source_is_refused()
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("nothing to receive"), "{stderr}");
 }
+
+/// The Intelligence API refusing the credentials stops polling, says why on `/_ti/health`
+/// (503, red) and never logs the key; the webhook keeps taking pushes.
+#[test]
+fn refused_api_credentials_turn_the_health_red_and_the_webhook_keeps_working() {
+    let api = FakeIntelligenceApi::start_refusing();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let service = Service::start(
+        &dir.path().join("data"),
+        port,
+        &format!(
+            "intelligence:\n  url: {}\n  username: analyst\n  api_key: wrong-key-0815\n  interval: 1s\n",
+            api.url()
+        ),
+    );
+    let client = blocking_client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        let (status, health) = get_json(&client, &service.url("/_ti/health"));
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            break health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health stayed {status}: {health}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let message = health["message"].as_str().unwrap_or_default();
+    assert!(message.contains("refused the credentials"), "{health}");
+    assert!(!health.to_string().contains("wrong-key-0815"), "{health}");
+    let line = br#"{"id": 77001, "update_id": 1, "itype": "mal_ip", "srcip": "203.0.113.77"}"#;
+    assert_eq!(
+        push(&client, &service.url("/"), line),
+        reqwest::StatusCode::OK
+    );
+    // Polling stopped: no more requests after the refusal.
+    let asked = api.requests().len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(api.requests().len(), asked, "polling goes on after a 401");
+    service.stop();
+}

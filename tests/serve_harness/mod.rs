@@ -154,7 +154,20 @@ pub struct FakeIntelligenceApi {
 }
 
 impl FakeIntelligenceApi {
+    /// Answers 200 with the body `answer` gives.
     pub fn start(mut answer: impl FnMut(&ApiRequest) -> String + Send + 'static) -> Self {
+        Self::start_with_status(move |request| (200, answer(request)))
+    }
+
+    /// Refuses every request with 401, as the API does for a wrong key.
+    pub fn start_refusing() -> Self {
+        Self::start_with_status(|_| (401, r#"{"message": "invalid api key"}"#.to_owned()))
+    }
+
+    /// Answers with the status and JSON body `answer` gives.
+    pub fn start_with_status(
+        mut answer: impl FnMut(&ApiRequest) -> (u16, String) + Send + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -185,9 +198,9 @@ impl FakeIntelligenceApi {
                         requests.push(request.clone());
                         requests.len() - 1
                     };
-                    let body = answer(&request);
+                    let (status, body) = answer(&request);
                     let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     );
                     if stream.write_all(response.as_bytes()).is_ok() && stream.flush().is_ok() {
