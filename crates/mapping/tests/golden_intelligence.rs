@@ -8,46 +8,17 @@
 //! `UPDATE_EXPECT=1 cargo test -p anomali-mapping --test golden_intelligence` rewrites the
 //! expected files; review the diff before committing.
 
-use std::path::{Path, PathBuf};
+#[macro_use]
+mod golden_support;
+
+use std::path::PathBuf;
 
 use anomali_mapping::{IocExpiration, MappingSettings, Received, map_intelligence};
+use golden_support::{RECEIVED_AT, compare, settings_for};
 use serde_json::{Map, Value};
 
-const RECEIVED_AT: &str = "2026-01-01T00:00:00Z";
-
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("golden_intelligence")
-}
-
-fn settings_for(case: &str) -> MappingSettings {
-    let mut settings = MappingSettings {
-        ioc_expiration: Some(IocExpiration::DEFAULT),
-        ..MappingSettings::default()
-    };
-    let path = golden_dir().join(format!("{case}.settings.json"));
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return settings;
-    };
-    let value: Value = serde_json::from_str(&text).expect("settings file is JSON");
-    for (key, value) in value.as_object().expect("settings file is an object") {
-        match key.as_str() {
-            "ioc_expiration_duration" => {
-                settings.ioc_expiration = value
-                    .as_str()
-                    .map(|text| text.parse::<IocExpiration>().expect("valid duration"));
-            }
-            "tags" => {
-                settings.tags = serde_json::from_value(value.clone()).expect("tags are strings");
-            }
-            "preserve_original_event" => {
-                settings.preserve_original_event = value.as_bool().expect("a boolean");
-            }
-            other => panic!("{case}.settings.json: unknown key {other}"),
-        }
-    }
-    settings
+    golden_support::golden_dir("golden_intelligence")
 }
 
 /// Maps `<case>.input.json` and compares it with `<case>.expected.json`.
@@ -62,52 +33,18 @@ fn check(case: &str) {
         at: RECEIVED_AT.parse().expect("valid receive time"),
         original: Some(original),
     };
-    let document = map_intelligence(object, &received, &settings_for(case));
-    let actual = serde_json::to_value(&document).expect("documents serialize");
-    let mut fast = Vec::new();
-    document.write_json(&mut fast);
-    assert_eq!(
-        String::from_utf8_lossy(&fast),
-        serde_json::to_string(&document).expect("documents serialize"),
-        "{case}: EcsDocument::write_json differs from serde_json"
-    );
-
-    let expected_path = dir.join(format!("{case}.expected.json"));
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        let text = serde_json::to_string_pretty(&actual).expect("pretty JSON") + "\n";
-        std::fs::write(&expected_path, text).expect("write expected file");
-        return;
-    }
-    let expected: Value = serde_json::from_slice(
-        &std::fs::read(&expected_path).unwrap_or_else(|_| panic!("{case}: no expected file")),
-    )
-    .expect("expected file is JSON");
-    assert!(
-        actual == expected,
-        "{case}: mapped document differs\n--- expected\n{}\n--- actual\n{}",
-        serde_json::to_string_pretty(&expected).unwrap_or_default(),
-        serde_json::to_string_pretty(&actual).unwrap_or_default(),
-    );
-}
-
-/// One `#[test]` per case, so each shows up (and fails) on its own.
-macro_rules! golden {
-    ($($case:ident),+ $(,)?) => {
-        $(#[test] fn $case() { check(stringify!($case)); })+
-
-        #[test]
-        fn every_file_in_the_golden_folder_is_a_listed_case() {
-            let listed = [$(stringify!($case)),+];
-            for entry in std::fs::read_dir(golden_dir()).expect("golden folder") {
-                let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
-                let case = name.split('.').next().unwrap_or_default().to_owned();
-                assert!(listed.contains(&case.as_str()), "{name} belongs to no listed case");
-            }
-        }
+    // The stream's default duration of 90 days unless the case's settings say otherwise.
+    let base = MappingSettings {
+        ioc_expiration: Some(IocExpiration::DEFAULT),
+        ..MappingSettings::default()
     };
+    let settings = settings_for(&dir, case, base);
+    let document = map_intelligence(object, &received, &settings);
+    compare(&dir, case, &document);
 }
 
 golden! {
+    golden_dir();
     i001_ip_full_object_public,
     i002_ipv6_mal_ipv6,
     i003_ipv6_address_under_ipv4_itype,
