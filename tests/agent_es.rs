@@ -283,18 +283,7 @@ async fn the_intelligence_stream_polls_into_its_own_latest_index_beside_the_webh
                    "created_ts": "2026-11-01T00:00:00Z", "modified_ts": "2026-11-30T00:00:00Z"})
         })
         .collect();
-    let api = serve_harness::FakeIntelligenceApi::start(move |request| {
-        let after: u64 = request
-            .query
-            .get("update_id__gt")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let page: Vec<&Value> = objects
-            .iter()
-            .filter(|o| o["update_id"].as_u64().is_some_and(|u| u > after))
-            .collect();
-        json!({"meta": {"next": null}, "objects": page}).to_string()
-    });
+    let api = serve_harness::FakeIntelligenceApi::serving(objects);
     let port = free_port();
     let mut input = input_source(port, &namespace);
     input["streams"].as_array_mut().unwrap().push(json!({

@@ -11,6 +11,8 @@
 #![allow(clippy::unwrap_used, reason = "test helpers: a panic is a failed test")]
 #![allow(clippy::print_stderr, reason = "the tests report measured figures")]
 
+mod serve_harness;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -671,46 +673,6 @@ fn serve_takes_pushes_before_elasticsearch_answers_and_ships_them_once_it_does()
     delete_source(&namespace);
 }
 
-/// A fake Intelligence API on loopback: answers each request with the objects whose
-/// `update_id` is above the request's `update_id__gt`, in `update_id` order, with
-/// `meta.next: null` (at most 300 requests).
-fn fake_intelligence_api(objects: Vec<Value>) -> u16 {
-    use std::io::{Read as _, Write as _};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(300) {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut head = Vec::new();
-            let mut chunk = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let head = String::from_utf8_lossy(&head);
-            let after: u64 = head
-                .split(['?', '&', ' '])
-                .find_map(|pair| pair.strip_prefix("update_id__gt="))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let page: Vec<&Value> = objects
-                .iter()
-                .filter(|o| o["update_id"].as_u64().is_some_and(|u| u > after))
-                .collect();
-            let body = json!({"meta": {"next": null, "limit": 1000}, "objects": page}).to_string();
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    port
-}
-
 /// Both sources at once: the webhook's pushes reach the threatstream indices and the polled
 /// Intelligence API objects reach `logs-ti_anomali.intelligence-<ns>` and
 /// `logs-ti_anomali_latest.intelligence` with the intelligence field types; a polled indicator
@@ -735,12 +697,13 @@ fn polled_intelligence_lands_in_its_own_indices_and_expires_on_deletion_schedule
     expiring["expiration_ts"] = json!(soon_text);
     let mut odd_number = object(8_000_003, 13, "phish_url", "http://odd.e2e.example/x");
     odd_number["feed_id"] = json!("not a number");
-    let api = fake_intelligence_api(vec![live_ip, expiring, odd_number]);
+    let api = serve_harness::FakeIntelligenceApi::serving(vec![live_ip, expiring, odd_number]);
 
     let serve = Serve::start(
         &namespace,
         &format!(
-            "sweep_interval_seconds: 1\nintelligence:\n  url: http://127.0.0.1:{api}\n  username: analyst\n  api_key: e2e-key\n  interval: 1s\n"
+            "sweep_interval_seconds: 1\nintelligence:\n  url: {}\n  username: analyst\n  api_key: e2e-key\n  interval: 1s\n",
+            api.url()
         ),
     );
     assert_eq!(
@@ -845,7 +808,8 @@ fn polled_intelligence_lands_in_its_own_indices_and_expires_on_deletion_schedule
     let again = Serve::start(
         &namespace,
         &format!(
-            "intelligence:\n  url: http://127.0.0.1:{api}\n  username: analyst\n  api_key: e2e-key\n  interval: 1s\n"
+            "intelligence:\n  url: {}\n  username: analyst\n  api_key: e2e-key\n  interval: 1s\n",
+            api.url()
         ),
     );
     let cursor = again.data_dir().join("intelligence-cursor.json");

@@ -159,6 +159,25 @@ impl FakeIntelligenceApi {
         Self::start_with_status(move |request| (200, answer(request)))
     }
 
+    /// Serves `objects` as the API does: those whose `update_id` is above the request's
+    /// `update_id__gt`, in order, at most `limit` of them, `meta.next` set while more remain.
+    pub fn serving(objects: Vec<Value>) -> Self {
+        Self::start(move |request| {
+            let number = |key: &str| request.query.get(key).and_then(|v| v.parse::<u64>().ok());
+            let after = number("update_id__gt").unwrap_or(0);
+            let limit = number("limit").unwrap_or(1000) as usize;
+            let mut newer = objects
+                .iter()
+                .filter(|o| o["update_id"].as_u64().is_some_and(|u| u > after));
+            let page: Vec<&Value> = newer.by_ref().take(limit).collect();
+            let next = match newer.next() {
+                Some(_) => Value::from("/api/v2/intelligence/?next"),
+                None => Value::Null,
+            };
+            serde_json::json!({"meta": {"next": next, "limit": limit}, "objects": page}).to_string()
+        })
+    }
+
     /// Refuses every request with 401, as the API does for a wrong key.
     pub fn start_refusing() -> Self {
         Self::start_with_status(|_| (401, r#"{"message": "invalid api key"}"#.to_owned()))
