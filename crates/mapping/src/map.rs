@@ -67,11 +67,12 @@ pub fn map_indicator(
         value_type,
         unknown,
     } = indicator;
+    let mut document = EcsDocument::default();
     let mut run = Run {
-        doc: EcsDocument::default(),
+        doc: &mut document,
         errors: Vec::new(),
     };
-    let doc = &mut run.doc;
+    let doc = &mut *run.doc;
 
     doc.event.category = &["threat"];
     doc.event.kind = "enrichment";
@@ -344,16 +345,20 @@ pub fn map_indicator(
     }
 
     // Rule 30: any error marks the document.
-    run.finish()
+    run.finish();
+    document
 }
 
 /// The document being built and the errors met so far.
-pub(crate) struct Run {
-    pub(crate) doc: EcsDocument,
+///
+/// The document is borrowed, not owned: it is built where the mapping function returns it from,
+/// so its two kilobytes are not copied into a `Run` and out again.
+pub(crate) struct Run<'d> {
+    pub(crate) doc: &'d mut EcsDocument,
     pub(crate) errors: Vec<String>,
 }
 
-impl Run {
+impl Run<'_> {
     pub(crate) fn processor_error(&mut self, processor: &str, field: &str, message: &str) {
         self.errors.push(format!(
             "Processor {processor} with tag {processor}-{field} in pipeline {PIPELINE} failed with message: {message}"
@@ -479,7 +484,6 @@ impl Run {
         }
     }
 
-    /// Rule 30: any error marks the document; empty tags go.
     /// `threat.indicator.confidence` bucketed from a numeric confidence, which is returned to
     /// be kept raw; a non-number is an error on the document and is dropped.
     pub(crate) fn confidence(&mut self, value: &Option<Value>) -> Option<Value> {
@@ -499,8 +503,9 @@ impl Run {
         }
     }
 
-    pub(crate) fn finish(self) -> EcsDocument {
-        let Run { mut doc, errors } = self;
+    /// Rule 30: any error marks the document; empty tags go.
+    pub(crate) fn finish(self) {
+        let Run { doc, errors } = self;
         if !errors.is_empty() {
             doc.event.kind = "pipeline_error";
             if !doc.tags.iter().any(|t| t == PRESERVE_TAG) {
@@ -509,7 +514,6 @@ impl Run {
             doc.error.message = errors;
         }
         doc.tags.retain(|t| !t.is_empty());
-        doc
     }
 
     /// Rule 26: an id as a string.
