@@ -33,7 +33,7 @@ pub fn map_indicator(
     received: &Received<'_>,
     settings: &MappingSettings,
 ) -> EcsDocument {
-    let empty = indicator == Indicator::default();
+    let empty = indicator.is_empty();
     let Indicator {
         added_at,
         asn,
@@ -167,19 +167,20 @@ pub fn map_indicator(
     run.doc.threat.indicator.email.address = run.text("email", email);
 
     // Rule 15: the IP, validated; related.ip.
-    let ip = match present(&srcip) {
-        None => None,
-        Some(Value::String(text)) => match parse_ip(text) {
+    let ip = match srcip {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.is_empty() => None,
+        Some(Value::String(text)) => match parse_ip(&text) {
             Ok(ip) => {
-                run.doc.threat.indicator.ip = Some(text.clone());
                 run.doc.related.ip.push(text.clone());
+                run.doc.threat.indicator.ip = Some(text);
                 Some(ip)
             }
             Err(_) => {
                 run.processor_error(
                     "convert",
                     "srcip",
-                    &format!("'{}' is not an IP string literal.", quote_str(text)),
+                    &format!("'{}' is not an IP string literal.", quote_str(&text)),
                 );
                 None
             }
@@ -188,7 +189,7 @@ pub fn map_indicator(
             run.processor_error(
                 "convert",
                 "srcip",
-                &format!("[{}] is not an IP string literal.", quote(other)),
+                &format!("[{}] is not an IP string literal.", quote(&other)),
             );
             None
         }
@@ -606,13 +607,11 @@ fn confidence_bucket(number: &Number) -> &'static str {
 
 /// Rule 23, on the 3/5/7/9 scale of the reference pipeline.
 pub(crate) fn severity_score(name: &str) -> Option<i64> {
-    match name.to_ascii_lowercase().as_str() {
-        "low" => Some(3),
-        "medium" => Some(5),
-        "high" => Some(7),
-        "very-high" => Some(9),
-        _ => None,
-    }
+    const SCORES: [(&str, i64); 4] = [("low", 3), ("medium", 5), ("high", 7), ("very-high", 9)];
+    SCORES
+        .iter()
+        .find(|(known, _)| name.eq_ignore_ascii_case(known))
+        .map(|&(_, score)| score)
 }
 
 /// Rule 25: splits on commas not preceded by a backslash. deviation: the escaping backslash is

@@ -45,6 +45,11 @@ macro_rules! indicator_fields {
                 }
             }
 
+            /// True when the object had no field at all (not even a null), as `{}`.
+            pub fn is_empty(&self) -> bool {
+                $(self.$name.is_none() &&)+ self.unknown.is_empty()
+            }
+
             /// Names of the fields the reference integration knows, in declaration order.
             pub const KNOWN_FIELDS: &'static [&'static str] = &[$(stringify!($name)),+];
         }
@@ -224,6 +229,19 @@ mod tests {
     fn escaped_keys_are_matched_after_unescaping() {
         let indicator = Indicator::from_slice(br#"{"d\u006fmain": "a.example"}"#).unwrap();
         assert_eq!(indicator.domain, Some(json!("a.example")));
+    }
+
+    #[test]
+    fn only_an_object_without_fields_is_empty() {
+        assert!(Indicator::from_slice(b"{}").unwrap().is_empty());
+        assert!(Indicator::default().is_empty());
+        for not_empty in [
+            &br#"{"id": null}"#[..],
+            br#"{"value_type": ""}"#,
+            br#"{"x": 1}"#,
+        ] {
+            assert!(!Indicator::from_slice(not_empty).unwrap().is_empty());
+        }
     }
 
     #[test]
