@@ -749,6 +749,10 @@ mod tests {
         let mut unknown = Map::new();
         unknown.insert("z\"key".into(), json!({"nested": [1, 2.5, null, "x\u{1}"]}));
         unknown.insert("a".into(), json!(true));
+        unknown.insert(
+            "numbers".into(),
+            json!([u64::MAX, i64::MIN, -1, 0, 1e300, -0.0, 5e-324, {}, [], {"k": [false]}]),
+        );
         let document = EcsDocument {
             timestamp: Timestamp::parse_normalised("2020-10-08T12:22:11.000Z").unwrap(),
             anomali: AnomaliFields {

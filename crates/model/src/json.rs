@@ -94,18 +94,37 @@ static ESCAPE: [u8; 256] = {
 
 /// Writes `text` as a JSON string, quotes included.
 ///
-/// Most text here has nothing to escape: it is found clean in one pass and copied whole.
+/// Most text here has nothing to escape: it is found clean in one pass and copied whole, in code
+/// small enough to inline; text with escapes goes the longer way.
 #[inline]
 pub(crate) fn write_escaped(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
+    match find_escape(bytes) {
+        None => {
+            out.reserve(bytes.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+        }
+        Some(first) => write_escaped_from(out, bytes, first),
+    }
+}
+
+/// [`write_escaped`] of text whose first byte to escape is at `first`.
+#[inline(never)]
+fn write_escaped_from(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
+    out.reserve(bytes.len() + 8);
     out.push(b'"');
     let mut start = 0;
-    while let Some(offset) = find_escape(&bytes[start..]) {
-        let at = start + offset;
+    let mut at = first;
+    loop {
         out.extend_from_slice(&bytes[start..at]);
         write_escape(out, bytes[at]);
         start = at + 1;
+        match find_escape(&bytes[start..]) {
+            Some(offset) => at = start + offset,
+            None => break,
+        }
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
