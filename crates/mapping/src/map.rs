@@ -443,7 +443,11 @@ impl Run<'_> {
     /// and arrays of scalars are kept (pruned); an object would make Elasticsearch reject the
     /// whole document, so it is an error and is dropped.
     pub(crate) fn keyword(&mut self, field: &str, value: Option<Value>) -> Option<Value> {
-        let value = value.and_then(pruned)?;
+        let value = match value? {
+            // Nearly always a string, which needs no pruning.
+            Value::String(text) => return (!text.is_empty()).then_some(Value::String(text)),
+            other => pruned(other)?,
+        };
         let is_nested = |v: &Value| v.is_object() || v.is_array();
         let nested = match &value {
             Value::Object(_) => true,
