@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use anomali_model::{EcsDocument, Indicator, Timestamp, pruned};
+use anomali_model::{EcsDocument, Indicator, Timestamp, Tlp, pruned};
 use chrono::{DateTime, Utc};
 use serde_json::{Number, Value};
 
@@ -150,9 +150,9 @@ pub fn map_indicator(
     // Rule 11: TLP from classification.
     if let Some(Value::String(class)) = present(&classification) {
         if class.eq_ignore_ascii_case("private") {
-            run.doc.threat.indicator.marking.tlp.push("AMBER");
+            run.doc.threat.indicator.marking.tlp = Tlp::Labels(&["AMBER"]);
         } else if class.eq_ignore_ascii_case("public") {
-            run.doc.threat.indicator.marking.tlp.push("WHITE");
+            run.doc.threat.indicator.marking.tlp = Tlp::Labels(&["WHITE"]);
         }
     }
 
