@@ -203,7 +203,6 @@ pub fn map_indicator(
     }
 
     // Rule 17: URL parts; on failure the raw URL stays under anomali.threatstream.
-    let mut unparsed_url = None;
     if let Some(value) = present(&url) {
         match value {
             Value::String(text) => match parse_url(text) {
@@ -213,7 +212,7 @@ pub fn map_indicator(
                         "Cannot parse url field [{}]: {error}",
                         quote_str(text)
                     ));
-                    unparsed_url = Some(value.clone());
+                    run.doc.anomali.threatstream.url = pruned(value.clone());
                 }
             },
             other => {
@@ -221,20 +220,19 @@ pub fn map_indicator(
                     "Cannot parse url field [{}]: not a string",
                     quote(other)
                 ));
-                unparsed_url = Some(other.clone());
+                run.doc.anomali.threatstream.url = pruned(other.clone());
             }
         }
     }
 
     // Rules 18 and 21: domain -> url.domain unless the URL gave one; only an unmoved domain
     // reaches related.hosts (the reference appends after moving).
-    let mut unmoved_domain = None;
     if let Some(domain) = run.text("domain", domain) {
         if run.doc.threat.indicator.url.domain.is_none() {
             run.doc.threat.indicator.url.domain = Some(domain);
         } else {
             run.doc.related.hosts.push(domain.clone());
-            unmoved_domain = Some(Value::String(domain));
+            run.doc.anomali.threatstream.domain = pruned(Value::String(domain));
         }
     }
 
@@ -247,7 +245,6 @@ pub fn map_indicator(
 
     // Rules 20 and 21: hash by length (in characters); other lengths stay, and reach
     // related.hash.
-    let mut unmoved_md5 = None;
     if let Some(md5) = run.text("md5", md5) {
         let hash = &mut run.doc.threat.indicator.file.hash;
         let slot = match md5.chars().count() {
@@ -261,7 +258,7 @@ pub fn map_indicator(
             Some(slot) => *slot = Some(md5),
             None => {
                 run.doc.related.hash.push(md5.clone());
-                unmoved_md5 = Some(Value::String(md5));
+                run.doc.anomali.threatstream.md5 = pruned(Value::String(md5));
             }
         }
     }
@@ -319,19 +316,16 @@ pub fn map_indicator(
     threatstream.classification = classification;
     threatstream.confidence = confidence;
     threatstream.detail2 = detail2;
-    threatstream.domain = unmoved_domain.and_then(pruned);
     threatstream.id = id;
     threatstream.import_session_id = import_session_id;
     threatstream.itype = itype;
     threatstream.maltype = maltype;
-    threatstream.md5 = unmoved_md5.and_then(pruned);
     threatstream.resource_uri = resource_uri;
     threatstream.severity = severity;
     threatstream.source_feed_id = source_feed_id;
     threatstream.state = state;
     threatstream.trusted_circle_ids = trusted_circle_ids;
     threatstream.update_id = update_id;
-    threatstream.url = unparsed_url.and_then(pruned);
     threatstream.value_type = value_type;
     threatstream.unknown = unknown
         .into_iter()
@@ -443,10 +437,12 @@ impl Run<'_> {
     /// and arrays of scalars are kept (pruned); an object would make Elasticsearch reject the
     /// whole document, so it is an error and is dropped.
     pub(crate) fn keyword(&mut self, field: &str, value: Option<Value>) -> Option<Value> {
-        let value = match value? {
-            // Nearly always a string, which needs no pruning.
-            Value::String(text) => return (!text.is_empty()).then_some(Value::String(text)),
-            other => pruned(other)?,
+        let value = match value {
+            // Nearly always a string, which needs no pruning (and is moved as it is: taking the
+            // string out and wrapping it again costs a stalled copy).
+            Some(Value::String(text)) if text.is_empty() => return None,
+            string @ Some(Value::String(_)) => return string,
+            other => pruned(other?)?,
         };
         let is_nested = |v: &Value| v.is_object() || v.is_array();
         let nested = match &value {
