@@ -101,7 +101,6 @@ pub(crate) fn write_escaped(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     match find_escape(bytes) {
         None => {
-            out.reserve(bytes.len() + 2);
             out.push(b'"');
             out.extend_from_slice(bytes);
             out.push(b'"');
