@@ -133,25 +133,18 @@ pub(crate) fn normalise(text: &str) -> Result<(DateTime<Utc>, Timestamp), DateEr
 /// `None` sends anything else, including every invalid date, to the general parser.
 fn normalise_plain(text: &str) -> Option<(DateTime<Utc>, Timestamp)> {
     let bytes: &[u8; 19] = text.as_bytes().try_into().ok()?;
-    if bytes[4] != b'-'
-        || bytes[7] != b'-'
-        || bytes[10] != b'T'
-        || bytes[13] != b':'
-        || bytes[16] != b':'
-    {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        bytes[range].iter().try_fold(0u32, |value, &byte| {
-            byte.is_ascii_digit()
-                .then(|| value * 10 + u32::from(byte - b'0'))
-        })
+    // Checks the shape: digits and separators in their places.
+    let timestamp = Timestamp::from_plain(bytes)?;
+    let number = |range: std::ops::Range<usize>| -> u32 {
+        bytes[range]
+            .iter()
+            .fold(0, |value, &digit| value * 10 + u32::from(digit - b'0'))
     };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    let (hour, minute, second) = (number(11..13), number(14..16), number(17..19));
     let time =
         NaiveDate::from_ymd_opt(year as i32, month, day)?.and_hms_opt(hour, minute, second)?;
-    Some((time.and_utc(), Timestamp::from_plain(bytes)?))
+    Some((time.and_utc(), timestamp))
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SS.mmmZ` (milliseconds, truncated), as the reference does.

@@ -83,11 +83,12 @@ pub fn map_intelligence(
         object.remove(*key);
     }
 
+    let mut document = EcsDocument::default();
     let mut run = Run {
-        doc: EcsDocument::default(),
+        doc: &mut document,
         errors: Vec::new(),
     };
-    let doc = &mut run.doc;
+    let doc = &mut *run.doc;
     doc.event.category = &["threat"];
     doc.event.kind = "enrichment";
     doc.event.kind_of_event = &["indicator"];
@@ -323,7 +324,8 @@ pub fn map_intelligence(
         run.errors
             .push("the intelligence object is empty: no field to map".to_owned());
     }
-    run.finish()
+    run.finish();
+    document
 }
 
 /// `is_public` as a boolean: `Some` when readable, `None` when missing (or unreadable, an error).

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use anomali_model::{EcsDocument, Indicator, Timestamp, pruned};
+use anomali_model::{EcsDocument, Indicator, Timestamp, Tlp, pruned};
 use chrono::{DateTime, Utc};
 use serde_json::{Number, Value};
 
@@ -33,7 +33,7 @@ pub fn map_indicator(
     received: &Received<'_>,
     settings: &MappingSettings,
 ) -> EcsDocument {
-    let empty = indicator == Indicator::default();
+    let empty = indicator.is_empty();
     let Indicator {
         added_at,
         asn,
@@ -67,11 +67,12 @@ pub fn map_indicator(
         value_type,
         unknown,
     } = indicator;
+    let mut document = EcsDocument::default();
     let mut run = Run {
-        doc: EcsDocument::default(),
+        doc: &mut document,
         errors: Vec::new(),
     };
-    let doc = &mut run.doc;
+    let doc = &mut *run.doc;
 
     doc.event.category = &["threat"];
     doc.event.kind = "enrichment";
@@ -149,9 +150,9 @@ pub fn map_indicator(
     // Rule 11: TLP from classification.
     if let Some(Value::String(class)) = present(&classification) {
         if class.eq_ignore_ascii_case("private") {
-            run.doc.threat.indicator.marking.tlp.push("AMBER");
+            run.doc.threat.indicator.marking.tlp = Tlp::Labels(&["AMBER"]);
         } else if class.eq_ignore_ascii_case("public") {
-            run.doc.threat.indicator.marking.tlp.push("WHITE");
+            run.doc.threat.indicator.marking.tlp = Tlp::Labels(&["WHITE"]);
         }
     }
 
@@ -166,19 +167,20 @@ pub fn map_indicator(
     run.doc.threat.indicator.email.address = run.text("email", email);
 
     // Rule 15: the IP, validated; related.ip.
-    let ip = match present(&srcip) {
-        None => None,
-        Some(Value::String(text)) => match parse_ip(text) {
+    let ip = match srcip {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.is_empty() => None,
+        Some(Value::String(text)) => match parse_ip(&text) {
             Ok(ip) => {
-                run.doc.threat.indicator.ip = Some(text.clone());
                 run.doc.related.ip.push(text.clone());
+                run.doc.threat.indicator.ip = Some(text);
                 Some(ip)
             }
             Err(_) => {
                 run.processor_error(
                     "convert",
                     "srcip",
-                    &format!("'{}' is not an IP string literal.", quote_str(text)),
+                    &format!("'{}' is not an IP string literal.", quote_str(&text)),
                 );
                 None
             }
@@ -187,7 +189,7 @@ pub fn map_indicator(
             run.processor_error(
                 "convert",
                 "srcip",
-                &format!("[{}] is not an IP string literal.", quote(other)),
+                &format!("[{}] is not an IP string literal.", quote(&other)),
             );
             None
         }
@@ -201,7 +203,6 @@ pub fn map_indicator(
     }
 
     // Rule 17: URL parts; on failure the raw URL stays under anomali.threatstream.
-    let mut unparsed_url = None;
     if let Some(value) = present(&url) {
         match value {
             Value::String(text) => match parse_url(text) {
@@ -211,7 +212,7 @@ pub fn map_indicator(
                         "Cannot parse url field [{}]: {error}",
                         quote_str(text)
                     ));
-                    unparsed_url = Some(value.clone());
+                    run.doc.anomali.threatstream.url = pruned(value.clone());
                 }
             },
             other => {
@@ -219,20 +220,19 @@ pub fn map_indicator(
                     "Cannot parse url field [{}]: not a string",
                     quote(other)
                 ));
-                unparsed_url = Some(other.clone());
+                run.doc.anomali.threatstream.url = pruned(other.clone());
             }
         }
     }
 
     // Rules 18 and 21: domain -> url.domain unless the URL gave one; only an unmoved domain
     // reaches related.hosts (the reference appends after moving).
-    let mut unmoved_domain = None;
     if let Some(domain) = run.text("domain", domain) {
         if run.doc.threat.indicator.url.domain.is_none() {
             run.doc.threat.indicator.url.domain = Some(domain);
         } else {
             run.doc.related.hosts.push(domain.clone());
-            unmoved_domain = Some(Value::String(domain));
+            run.doc.anomali.threatstream.domain = pruned(Value::String(domain));
         }
     }
 
@@ -245,7 +245,6 @@ pub fn map_indicator(
 
     // Rules 20 and 21: hash by length (in characters); other lengths stay, and reach
     // related.hash.
-    let mut unmoved_md5 = None;
     if let Some(md5) = run.text("md5", md5) {
         let hash = &mut run.doc.threat.indicator.file.hash;
         let slot = match md5.chars().count() {
@@ -259,7 +258,7 @@ pub fn map_indicator(
             Some(slot) => *slot = Some(md5),
             None => {
                 run.doc.related.hash.push(md5.clone());
-                unmoved_md5 = Some(Value::String(md5));
+                run.doc.anomali.threatstream.md5 = pruned(Value::String(md5));
             }
         }
     }
@@ -317,19 +316,16 @@ pub fn map_indicator(
     threatstream.classification = classification;
     threatstream.confidence = confidence;
     threatstream.detail2 = detail2;
-    threatstream.domain = unmoved_domain.and_then(pruned);
     threatstream.id = id;
     threatstream.import_session_id = import_session_id;
     threatstream.itype = itype;
     threatstream.maltype = maltype;
-    threatstream.md5 = unmoved_md5.and_then(pruned);
     threatstream.resource_uri = resource_uri;
     threatstream.severity = severity;
     threatstream.source_feed_id = source_feed_id;
     threatstream.state = state;
     threatstream.trusted_circle_ids = trusted_circle_ids;
     threatstream.update_id = update_id;
-    threatstream.url = unparsed_url.and_then(pruned);
     threatstream.value_type = value_type;
     threatstream.unknown = unknown
         .into_iter()
@@ -344,16 +340,20 @@ pub fn map_indicator(
     }
 
     // Rule 30: any error marks the document.
-    run.finish()
+    run.finish();
+    document
 }
 
 /// The document being built and the errors met so far.
-pub(crate) struct Run {
-    pub(crate) doc: EcsDocument,
+///
+/// The document is borrowed, not owned: it is built where the mapping function returns it from,
+/// so its two kilobytes are not copied into a `Run` and out again.
+pub(crate) struct Run<'d> {
+    pub(crate) doc: &'d mut EcsDocument,
     pub(crate) errors: Vec<String>,
 }
 
-impl Run {
+impl Run<'_> {
     pub(crate) fn processor_error(&mut self, processor: &str, field: &str, message: &str) {
         self.errors.push(format!(
             "Processor {processor} with tag {processor}-{field} in pipeline {PIPELINE} failed with message: {message}"
@@ -437,7 +437,13 @@ impl Run {
     /// and arrays of scalars are kept (pruned); an object would make Elasticsearch reject the
     /// whole document, so it is an error and is dropped.
     pub(crate) fn keyword(&mut self, field: &str, value: Option<Value>) -> Option<Value> {
-        let value = value.and_then(pruned)?;
+        let value = match value {
+            // Nearly always a string, which needs no pruning (and is moved as it is: taking the
+            // string out and wrapping it again costs a stalled copy).
+            Some(Value::String(text)) if text.is_empty() => return None,
+            string @ Some(Value::String(_)) => return string,
+            other => pruned(other?)?,
+        };
         let is_nested = |v: &Value| v.is_object() || v.is_array();
         let nested = match &value {
             Value::Object(_) => true,
@@ -479,7 +485,6 @@ impl Run {
         }
     }
 
-    /// Rule 30: any error marks the document; empty tags go.
     /// `threat.indicator.confidence` bucketed from a numeric confidence, which is returned to
     /// be kept raw; a non-number is an error on the document and is dropped.
     pub(crate) fn confidence(&mut self, value: &Option<Value>) -> Option<Value> {
@@ -499,8 +504,9 @@ impl Run {
         }
     }
 
-    pub(crate) fn finish(self) -> EcsDocument {
-        let Run { mut doc, errors } = self;
+    /// Rule 30: any error marks the document; empty tags go.
+    pub(crate) fn finish(self) {
+        let Run { doc, errors } = self;
         if !errors.is_empty() {
             doc.event.kind = "pipeline_error";
             if !doc.tags.iter().any(|t| t == PRESERVE_TAG) {
@@ -509,7 +515,6 @@ impl Run {
             doc.error.message = errors;
         }
         doc.tags.retain(|t| !t.is_empty());
-        doc
     }
 
     /// Rule 26: an id as a string.
@@ -602,13 +607,11 @@ fn confidence_bucket(number: &Number) -> &'static str {
 
 /// Rule 23, on the 3/5/7/9 scale of the reference pipeline.
 pub(crate) fn severity_score(name: &str) -> Option<i64> {
-    match name.to_ascii_lowercase().as_str() {
-        "low" => Some(3),
-        "medium" => Some(5),
-        "high" => Some(7),
-        "very-high" => Some(9),
-        _ => None,
-    }
+    const SCORES: [(&str, i64); 4] = [("low", 3), ("medium", 5), ("high", 7), ("very-high", 9)];
+    SCORES
+        .iter()
+        .find(|(known, _)| name.eq_ignore_ascii_case(known))
+        .map(|&(_, score)| score)
 }
 
 /// Rule 25: splits on commas not preceded by a backslash. deviation: the escaping backslash is

@@ -468,27 +468,20 @@ impl Marking {
 /// dashboards built on each expect their own, so the shape is kept per stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tlp {
-    /// An array of fixed labels, as the threatstream stream writes it (`["AMBER"]`).
-    Labels(Vec<&'static str>),
+    /// An array of fixed labels, as the threatstream stream writes it (`["AMBER"]`). The labels
+    /// are constants, so the array is too: no allocation per document.
+    Labels(&'static [&'static str]),
     /// One label, upper-cased from the feed, as the intelligence stream writes it (`"AMBER"`).
     Label(String),
 }
 
 impl Default for Tlp {
     fn default() -> Self {
-        Self::Labels(Vec::new())
+        Self::Labels(&[])
     }
 }
 
 impl Tlp {
-    /// Appends a label to the array shape (a single label is replaced by the array).
-    pub fn push(&mut self, label: &'static str) {
-        match self {
-            Self::Labels(labels) => labels.push(label),
-            Self::Label(_) => *self = Self::Labels(vec![label]),
-        }
-    }
-
     /// True when there is no label to write.
     pub fn is_empty(&self) -> bool {
         match self {
@@ -749,6 +742,10 @@ mod tests {
         let mut unknown = Map::new();
         unknown.insert("z\"key".into(), json!({"nested": [1, 2.5, null, "x\u{1}"]}));
         unknown.insert("a".into(), json!(true));
+        unknown.insert(
+            "numbers".into(),
+            json!([u64::MAX, i64::MIN, -1, 0, 1e300, -0.0, 5e-324, {}, [], {"k": [false]}]),
+        );
         let document = EcsDocument {
             timestamp: Timestamp::parse_normalised("2020-10-08T12:22:11.000Z").unwrap(),
             anomali: AnomaliFields {
@@ -853,7 +850,7 @@ mod tests {
                     last_seen: time,
                     modified_at: time,
                     marking: Marking {
-                        tlp: Tlp::Labels(vec!["AMBER", "WHITE"]),
+                        tlp: Tlp::Labels(&["AMBER", "WHITE"]),
                     },
                     name: text("n"),
                     provider: text("p"),
@@ -953,11 +950,11 @@ mod tests {
     }
 
     #[test]
-    fn pushing_a_label_onto_a_single_label_makes_an_array() {
-        let mut tlp = Tlp::Label("RED".into());
-        tlp.push("AMBER");
-        assert_eq!(tlp, Tlp::Labels(vec!["AMBER"]));
+    fn tlp_is_empty_without_a_label() {
         assert!(Tlp::default().is_empty());
+        assert!(Tlp::Label(String::new()).is_empty());
+        assert!(!Tlp::Labels(&["AMBER"]).is_empty());
+        assert!(!Tlp::Label("RED".into()).is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::str::FromStr;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -43,6 +44,11 @@ macro_rules! indicator_fields {
                     $(stringify!($name) => self.$name.as_ref(),)+
                     _ => self.unknown.get(key),
                 }
+            }
+
+            /// True when the object had no field at all (not even a null), as `{}`.
+            pub fn is_empty(&self) -> bool {
+                $(self.$name.is_none() &&)+ self.unknown.is_empty()
             }
 
             /// Names of the fields the reference integration knows, in declaration order.
@@ -129,8 +135,24 @@ indicator_fields! {
 
 impl Indicator {
     /// Parses one indicator from the bytes of a single JSON object.
+    ///
+    /// Bytes that are UTF-8 as a whole (nearly always) are checked once and read as text: read
+    /// as bytes, every string is checked on its own, which cost more than the rest of reading
+    /// the strings. Other bytes are read as bytes, so the error is serde_json's own.
     pub fn from_slice(json: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(json)
+        match std::str::from_utf8(json) {
+            Ok(text) => text.parse(),
+            Err(_) => serde_json::from_slice(json),
+        }
+    }
+}
+
+impl FromStr for Indicator {
+    type Err = serde_json::Error;
+
+    /// Parses one indicator from the text of a single JSON object.
+    fn from_str(json: &str) -> Result<Self, Self::Err> {
+        serde_json::from_str(json)
     }
 }
 
@@ -227,6 +249,19 @@ mod tests {
     }
 
     #[test]
+    fn only_an_object_without_fields_is_empty() {
+        assert!(Indicator::from_slice(b"{}").unwrap().is_empty());
+        assert!(Indicator::default().is_empty());
+        for not_empty in [
+            &br#"{"id": null}"#[..],
+            br#"{"value_type": ""}"#,
+            br#"{"x": 1}"#,
+        ] {
+            assert!(!Indicator::from_slice(not_empty).unwrap().is_empty());
+        }
+    }
+
+    #[test]
     fn last_duplicate_key_wins() {
         let indicator = Indicator::from_slice(br#"{"id": 1, "id": 2}"#).unwrap();
         assert_eq!(indicator.id, Some(json!(2)));
@@ -242,9 +277,33 @@ mod tests {
             b"{",
             b"",
             b"\xff",
+            "{\"id\": 1,, \"x\": \"é\"}".as_bytes(),
+            b"{\"id\": \"\\x\"}",
         ] {
             assert!(Indicator::from_slice(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn bytes_and_text_read_alike() {
+        for json in [
+            &br#"{"id": 1, "detail": "caf\u00e9, \"q\"", "x": ["\ud83c\udf89"]}"#[..],
+            "{\"detail\": \"café 日本\"}".as_bytes(),
+            b"{\"detail\": \"a\xffb\"}",
+            b"{\"detail\": \"\xe6\x97\"}",
+            b"{\"id\": 1,, \"x\": \"\xff\"}",
+            b"\xff",
+            "{\"id\": 1,, \"x\": \"é\"}".as_bytes(),
+            b"{\"id\": \"\\x\"}",
+        ] {
+            let by_text = Indicator::from_slice(json).map_err(|e| e.to_string());
+            let by_bytes = serde_json::from_slice::<Indicator>(json).map_err(|e| e.to_string());
+            assert_eq!(by_text, by_bytes, "{json:?}");
+        }
+        assert_eq!(
+            "{\"id\": 3}".parse::<Indicator>().unwrap().id,
+            Some(json!(3))
+        );
     }
 
     #[test]

@@ -31,16 +31,47 @@ struct Writer<'a> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// True when one of the eight bytes of `word` is `"`, `\` or below 0x20.
+/// A mask with the high bit set in each byte of `word` that is `"`, `\` or below 0x20.
+///
+/// A bit may also be set in a byte above (more significant than) one that truly needs escaping,
+/// never below it: the lowest set bit always marks the first such byte of a little-endian word.
 #[inline]
-fn word_needs_escape(word: u64) -> bool {
+fn escape_mask(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
     let control = word.wrapping_sub(0x2020_2020_2020_2020) & !word & HIGHS;
     let quote = has_zero(word ^ (ONES * u64::from(b'"')));
     let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
-    control | quote | backslash != 0
+    control | quote | backslash
+}
+
+/// The index of the first byte of `bytes` that a JSON string must escape.
+///
+/// Eight bytes at a time; a tail shorter than eight is read as the last eight bytes (which
+/// overlap bytes already found clean) rather than copied into a padded word.
+#[inline]
+fn find_escape(bytes: &[u8]) -> Option<usize> {
+    let (words, tail) = bytes.as_chunks::<8>();
+    for (index, word) in words.iter().enumerate() {
+        let mask = escape_mask(u64::from_le_bytes(*word));
+        if mask != 0 {
+            return Some(index * 8 + (mask.trailing_zeros() / 8) as usize);
+        }
+    }
+    if tail.is_empty() {
+        return None;
+    }
+    match bytes.last_chunk::<8>() {
+        Some(last) => {
+            let mask = escape_mask(u64::from_le_bytes(*last));
+            (mask != 0).then(|| bytes.len() - 8 + (mask.trailing_zeros() / 8) as usize)
+        }
+        // Shorter than a word: byte by byte.
+        None => bytes
+            .iter()
+            .position(|&byte| ESCAPE[usize::from(byte)] != 0),
+    }
 }
 
 /// For each byte: 0 when it is written as is, else the letter of its short escape, or `u`.
@@ -62,51 +93,55 @@ static ESCAPE: [u8; 256] = {
 };
 
 /// Writes `text` as a JSON string, quotes included.
+///
+/// Most text here has nothing to escape: it is found clean in one pass and copied whole, in code
+/// small enough to inline; text with escapes goes the longer way.
 #[inline]
 pub(crate) fn write_escaped(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
+    match find_escape(bytes) {
+        None => {
+            out.push(b'"');
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+        }
+        Some(first) => write_escaped_from(out, bytes, first),
+    }
+}
+
+/// [`write_escaped`] of text whose first byte to escape is at `first`.
+#[inline(never)]
+fn write_escaped_from(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
+    out.reserve(bytes.len() + 8);
     out.push(b'"');
     let mut start = 0;
-    let mut index = 0;
-    while index < bytes.len() {
-        let rest = &bytes[index..];
-        if let Some(chunk) = rest.first_chunk::<8>() {
-            if !word_needs_escape(u64::from_le_bytes(*chunk)) {
-                index += 8;
-                continue;
-            }
-        } else {
-            // The tail, padded with spaces (which need no escape), in one check.
-            let mut word = [b' '; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            if !word_needs_escape(u64::from_le_bytes(word)) {
-                break;
-            }
+    let mut at = first;
+    loop {
+        out.extend_from_slice(&bytes[start..at]);
+        write_escape(out, bytes[at]);
+        start = at + 1;
+        match find_escape(&bytes[start..]) {
+            Some(offset) => at = start + offset,
+            None => break,
         }
-        let byte = bytes[index];
-        let escape = ESCAPE[usize::from(byte)];
-        index += 1;
-        if escape == 0 {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..index - 1]);
-        if escape == b'u' {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 0xf)],
-            ]);
-        } else {
-            out.extend_from_slice(&[b'\\', escape]);
-        }
-        start = index;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// The escape of one byte that needs one: a short escape such as `\n`, else `\u00XX`.
+fn write_escape(out: &mut Vec<u8>, byte: u8) {
+    match ESCAPE[usize::from(byte)] {
+        b'u' => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(byte >> 4)],
+            HEX[usize::from(byte & 0xf)],
+        ]),
+        short => out.extend_from_slice(&[b'\\', short]),
+    }
 }
 
 impl Writer<'_> {
@@ -486,14 +521,17 @@ mod tests {
             let (fast, reference) = both(value);
             assert_eq!(fast, reference, "{value}");
         }
-        // Every single byte below 0x80, at every position in an eight-byte word.
+        // Every single byte below 0x80, at every position of a word, of a tail read as an
+        // overlapping word, and of a string shorter than a word.
         for byte in 0u8..0x80 {
-            for position in 0..9 {
-                let mut text = "x".repeat(position);
-                text.push(char::from(byte));
-                text.push_str("yyyyyyyy");
-                let (fast, reference) = both(&json!(text));
-                assert_eq!(fast, reference, "byte {byte:#x} at {position}");
+            for position in 0..17 {
+                for suffix in ["", "y", "yyyyyyy", "yyyyyyyy", "\"zz\u{1}"] {
+                    let mut text = "x".repeat(position);
+                    text.push(char::from(byte));
+                    text.push_str(suffix);
+                    let (fast, reference) = both(&json!(text));
+                    assert_eq!(fast, reference, "byte {byte:#x} at {position}, {suffix:?}");
+                }
             }
         }
     }

@@ -33,7 +33,7 @@ pub struct RawRecord<'a> {
 impl RawRecord<'_> {
     /// Parses the record into an [`Indicator`].
     pub fn parse(&self) -> Result<Indicator, RecordError> {
-        Indicator::from_slice(self.text.as_bytes()).map_err(|error| {
+        self.text.parse::<Indicator>().map_err(|error| {
             let column = if error.line() <= 1 {
                 None
             } else {

@@ -60,15 +60,19 @@ impl Timestamp {
         if !in_range {
             return None;
         }
-        let mut text = *b"0000-00-00T00:00:00.000Z";
-        put_digits(&mut text[0..4], year);
-        put_digits(&mut text[5..7], month);
-        put_digits(&mut text[8..10], day);
-        put_digits(&mut text[11..13], hour);
-        put_digits(&mut text[14..16], minute);
-        put_digits(&mut text[17..19], second);
-        put_digits(&mut text[20..23], millis);
-        Some(Self(text))
+        let [y1, y2] = DIGIT_PAIRS[(year / 100) as usize];
+        let [y3, y4] = DIGIT_PAIRS[(year % 100) as usize];
+        let [mo1, mo2] = DIGIT_PAIRS[month as usize];
+        let [d1, d2] = DIGIT_PAIRS[day as usize];
+        let [h1, h2] = DIGIT_PAIRS[hour as usize];
+        let [mi1, mi2] = DIGIT_PAIRS[minute as usize];
+        let [s1, s2] = DIGIT_PAIRS[second as usize];
+        let [ms2, ms3] = DIGIT_PAIRS[(millis % 100) as usize];
+        let ms1 = b'0' + (millis / 100) as u8;
+        Some(Self([
+            y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1,
+            s2, b'.', ms1, ms2, ms3, b'Z',
+        ]))
     }
 
     /// The text as bytes (ASCII).
@@ -83,13 +87,17 @@ impl Timestamp {
     }
 }
 
-/// Writes `value` as decimal digits filling `slot`, with leading zeros.
-fn put_digits(slot: &mut [u8], mut value: u32) {
-    for byte in slot.iter_mut().rev() {
-        *byte = b'0' + (value % 10) as u8;
-        value /= 10;
+/// The two decimal digits of each number below 100: a timestamp is written two digits at a
+/// time (this runs for every document that gets a computed date).
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0; 2]; 100];
+    let mut value = 0;
+    while value < 100 {
+        pairs[value] = [b'0' + (value / 10) as u8, b'0' + (value % 10) as u8];
+        value += 1;
     }
-}
+    pairs
+};
 
 impl Default for Timestamp {
     fn default() -> Self {

@@ -5,7 +5,7 @@
 //! a third of the mapping cost: here the fixed parts of the document are single copies of
 //! pre-quoted text, and only values are escaped.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use super::{
     AnomaliFields, AsFields, EcsDocument, EventFields, FileHash, GeoFields, IndicatorFields,
@@ -84,14 +84,49 @@ fn write_strings<'s>(out: &mut Vec<u8>, values: impl Iterator<Item = &'s str>) {
     out.push(b']');
 }
 
-/// Strings, the common case, without the generic serializer.
+/// A value kept as it arrived, without the generic serializer: strings, integers, arrays (such as
+/// `trusted_circle_ids`) and objects are written here, as serde_json writes them.
 fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(flag) => out.extend_from_slice(if *flag { b"true" } else { b"false" }),
         Value::String(text) => write_escaped(out, text),
-        other => {
-            // A Value always serializes: its map keys are strings.
-            let _ = write_json(out, other);
+        Value::Number(number) => write_number(out, number),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
         }
+        Value::Object(fields) => {
+            out.push(b'{');
+            for (index, (key, item)) in fields.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_escaped(out, key);
+                out.push(b':');
+                write_value(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// Integers with itoa, as serde_json writes them; floats by serde_json itself, so their format
+/// is its own.
+fn write_number(out: &mut Vec<u8>, number: &Number) {
+    if let Some(unsigned) = number.as_u64() {
+        out.extend_from_slice(itoa::Buffer::new().format(unsigned).as_bytes());
+    } else if let Some(signed) = number.as_i64() {
+        out.extend_from_slice(itoa::Buffer::new().format(signed).as_bytes());
+    } else {
+        // A Number always serializes.
+        let _ = write_json(out, number);
     }
 }
 
