@@ -29,8 +29,9 @@ struct Cli {
 enum Command {
     /// Map indicators (NDJSON, a JSON array or concatenated objects) to ECS documents as NDJSON.
     Map(map_command::MapArgs),
-    /// Run the webhook and keep the live indicators in the embedded store, or ship them to
-    /// Elasticsearch with --es-url (the main job).
+    /// Receive indicators (the webhook, and/or polling the Intelligence API with an
+    /// `intelligence:` section in --config) and keep the live ones in the embedded store, or ship
+    /// them to Elasticsearch with --es-url (the main job).
     Serve(serve_command::ServeArgs),
     /// Print the live documents matching an IP, domain, URL, e-mail address or hash.
     Lookup(serve_command::LookupArgs),

@@ -51,6 +51,10 @@ pub(crate) struct ServeConfig {
     intelligence: Option<PollConfig>,
     /// The webhook, on by default.
     webhook: WebhookConfig,
+    /// Standalone `serve` exits when polling alone stops for good; under Elastic Agent the unit
+    /// reports it instead.
+    #[serde(skip)]
+    exit_when_polling_stops: bool,
 }
 
 /// The `shipping` keys: the spool in front of Elasticsearch and the bulk requests.
@@ -127,6 +131,7 @@ impl Default for ServeConfig {
             shipping: ShippingConfig::default(),
             intelligence: None,
             webhook: WebhookConfig::default(),
+            exit_when_polling_stops: false,
         }
     }
 }
@@ -212,10 +217,10 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<ServeConfig> {
     serde_saphyr::from_str(&text).map_err(|error| {
         // The YAML library's message starts with its own "error:"; ours already says it.
         let message = error.to_string();
-        let message = message
-            .strip_prefix("error: ")
-            .unwrap_or(&message)
-            .to_owned();
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        // Only the first line: the library then quotes the file around the fault, and those
+        // lines can hold secrets (api_key, hmac.key).
+        let message = message.lines().next().unwrap_or_default().to_owned();
         anyhow::anyhow!("{}: {message}", path.display())
     })
 }
@@ -285,6 +290,14 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => config.es_url = Some(url),
         }
+    }
+    config.exit_when_polling_stops = true;
+    if let (Some(intelligence), Ok(key)) = (
+        config.intelligence.as_mut(),
+        std::env::var("TI_ANOMALI_INTELLIGENCE_API_KEY"),
+    ) {
+        // Keeps the key out of the file.
+        intelligence.api_key = key;
     }
     let prepared = prepare(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -356,9 +369,7 @@ pub(crate) fn prepare(mut config: ServeConfig) -> anyhow::Result<Prepared> {
         connection.validate()?;
     }
     if let Some(intelligence) = &config.intelligence {
-        intelligence
-            .validate()
-            .map_err(|e| anyhow::anyhow!("intelligence: {e}"))?;
+        intelligence.validate().map_err(intelligence_error)?;
     }
     if !config.webhook.enabled && config.intelligence.is_none() {
         bail!(
@@ -493,6 +504,16 @@ pub(crate) async fn run_prepared(
     }
 }
 
+/// An intelligence setting's error, named as the file spells it (`intelligence.page_size`).
+fn intelligence_error(error: anomali_agent_input::ConfigError) -> anyhow::Error {
+    match error {
+        anomali_agent_input::ConfigError::Invalid { key, reason } => {
+            anyhow::anyhow!("intelligence.{key}: {reason}")
+        }
+        other => anyhow::anyhow!("intelligence: {other}"),
+    }
+}
+
 /// Maps each page of Intelligence API objects and applies it to the store as the
 /// `ti_anomali.intelligence` dataset.
 struct IntelligenceToStore<S> {
@@ -506,7 +527,7 @@ impl<S: LatestStore> ObjectSink for IntelligenceToStore<S> {
         objects: Vec<serde_json::Map<String, serde_json::Value>>,
         received_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), SinkError> {
-        let documents = objects
+        let documents: Vec<EcsDocument> = objects
             .into_iter()
             .map(|object| {
                 let original = self
@@ -520,15 +541,25 @@ impl<S: LatestStore> ObjectSink for IntelligenceToStore<S> {
                 map_intelligence(object, &received, &self.settings)
             })
             .collect();
-        self.store
+        let count = documents.len();
+        let report = self
+            .store
             .apply(
                 EcsDocument::INTELLIGENCE_DATASET,
                 documents,
                 chrono::Utc::now(),
             )
             .await
-            .map(drop)
-            .map_err(|error| SinkError::Unavailable(error.to_string()))
+            .map_err(|error| SinkError::Unavailable(error.to_string()))?;
+        if report.without_id > 0 {
+            // Kept in the source copies, but never live: say so rather than lose them quietly.
+            tracing::warn!(
+                without_id = report.without_id,
+                "objects without a usable id: kept as source copies, not live indicators"
+            );
+        }
+        tracing::info!(objects = count, "intelligence page applied");
+        Ok(())
     }
 }
 
@@ -542,19 +573,27 @@ fn start_intelligence_poller<S: LatestStore>(
     tokio::sync::watch::Receiver<PollStatus>,
     tokio::task::JoinHandle<()>,
 )> {
-    let settings = config
-        .mapping_settings()
-        .map_err(|e| anyhow::anyhow!("intelligence: {e}"))?;
+    let settings = config.mapping_settings().map_err(intelligence_error)?;
     let poller = Poller::new(config, &data_dir.join("intelligence-cursor.json"))
         .map_err(|e| anyhow::anyhow!("intelligence: {e}"))?;
     tracing::info!(cursor = ?poller.cursor(), "polling the threatstream intelligence api");
     let sink = IntelligenceToStore { store, settings };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (status, status_rx) = tokio::sync::watch::channel(PollStatus::Starting);
+    let polling = tokio::spawn({
+        let status = status.clone();
+        async move { poller.run(&sink, stopped, status).await }
+    });
+    // Watched, so that a poller that ended (refused credentials, or a bug) is reported, never
+    // silently gone.
     let task = tokio::spawn(async move {
-        if let Err(error) = poller.run(&sink, stopped, status).await {
-            tracing::error!(%error, "intelligence polling stopped");
-        }
+        let failure = match polling.await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error.to_string(),
+            Err(error) => format!("the poller failed unexpectedly: {error}"),
+        };
+        tracing::error!(reason = %failure, "intelligence polling stopped");
+        status.send_replace(PollStatus::Failed(failure));
     });
     Ok((stop, status_rx, task))
 }
@@ -627,10 +666,27 @@ async fn run<S: LatestStore + Clone>(
         }
     });
 
-    stop.await;
+    let mut poller = poller;
+    // Polling alone, standalone: a poller that stopped for good leaves nothing to do, and an
+    // exit tells the supervisor (systemd, a container runtime), where idling would hide it.
+    let mut gone: Option<String> = None;
+    match poller.as_mut() {
+        Some((_, status, task)) if server.is_none() && config.exit_when_polling_stops => {
+            tokio::select! {
+                _ = stop => {}
+                _ = task => {
+                    gone = Some(match &*status.borrow() {
+                        PollStatus::Failed(reason) => reason.clone(),
+                        other => format!("{other:?}"),
+                    });
+                }
+            }
+        }
+        _ => stop.await,
+    }
     tracing::info!("stopping: finishing requests in flight");
     let poller_stopped = async {
-        if let Some((stop_poller, _, task)) = poller {
+        if let Some((stop_poller, _, task)) = poller.filter(|_| gone.is_none()) {
             // The poller stops between pages; the cursor only covers pages the store took.
             let _ = stop_poller.send(true);
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -647,7 +703,13 @@ async fn run<S: LatestStore + Clone>(
     reporter.abort();
     let _ = sweeper.await;
     tracing::info!("stopped");
-    Ok(())
+    match gone {
+        Some(reason) => bail!(
+            "intelligence polling stopped and the webhook is off, so nothing is left to receive: \
+             {reason}"
+        ),
+        None => Ok(()),
+    }
 }
 
 /// The read API under `/_ti/`: the store's, with `/_ti/health` telling the pipeline's status too
@@ -959,6 +1021,12 @@ pub(crate) fn lookup(args: LookupArgs) -> anyhow::Result<serde_json::Value> {
             }
             // The running service holds the file: ask it, but only the service this
             // configuration describes (a default address could be another service's store).
+            Err(_) if args.config.is_some() && !config.webhook.enabled => bail!(
+                "the store in {} is in use by a service that only polls (webhook.enabled: \
+                 false), so it has no lookup API; look up while it is stopped, or enable the \
+                 webhook",
+                config.data_dir.display()
+            ),
             Err(_) if args.config.is_some() => lookup_over_http(&config.webhook, &args.value).await,
             Err(error) => bail!(
                 "the store in {} is in use ({error}); to ask the service that holds it, \

@@ -442,3 +442,81 @@ fn refused_api_credentials_turn_the_health_red_and_the_webhook_keeps_working() {
     assert_eq!(api.requests().len(), asked, "polling goes on after a 401");
     service.stop();
 }
+
+/// Polling alone, standalone: when the API refuses the credentials nothing is left to receive,
+/// so `serve` exits non-zero with the reason (a supervisor sees it) instead of idling.
+#[test]
+fn polling_alone_exits_with_the_reason_when_the_api_refuses_the_credentials() {
+    let api = FakeIntelligenceApi::start_refusing();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("poll-only.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {}\nwebhook:\n  enabled: false\nintelligence:\n  url: {}\n  username: analyst\n  interval: 1s\n",
+            dir.path().join("data").display(),
+            api.url()
+        ),
+    )
+    .unwrap();
+    // The key from the environment, not the file.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("TI_ANOMALI_INTELLIGENCE_API_KEY", "wrong-key-0816")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("serve kept running after the 401");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
+    assert!(stderr.contains("nothing is left to receive"), "{stderr}");
+    assert!(!stderr.contains("wrong-key-0816"), "{stderr}");
+    assert_eq!(
+        api.requests()[0].authorization,
+        "apikey analyst:wrong-key-0816"
+    );
+}
+
+/// A configuration error names the line and the fault, and quotes none of the file: the lines
+/// around a fault can hold the API key or the HMAC key.
+#[test]
+fn a_configuration_error_quotes_no_secret_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.yml");
+    std::fs::write(
+        &config,
+        "intelligence:\n  usernme: analyst\n  api_key: SECRET-4711\nwebhook:\n  hmac:\n    key: HMAC-4712\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("line 2 column 3") && stderr.contains("usernme"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("SECRET-4711") && !stderr.contains("HMAC-4712"),
+        "{stderr}"
+    );
+}

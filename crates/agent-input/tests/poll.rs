@@ -432,3 +432,72 @@ async fn an_empty_page_with_meta_next_waits_the_interval() {
     }
     assert!(sink.update_ids().is_empty());
 }
+
+/// An error answer is quoted in the status cut at 300 characters, between characters: a body
+/// with multi-byte characters there is no panic, and polling goes on.
+#[tokio::test]
+async fn an_error_body_with_multi_byte_characters_is_cut_safely_and_retried() {
+    let mut not_found = status(404);
+    not_found.body = format!("{}{}", "a".repeat(299), "é".repeat(20));
+    let (url, seen) = fake_api(vec![not_found, page(&[4], false)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let poller = Poller::new(config(&url), &dir.path().join("cursor.json")).unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let (result, _) = run_until(poller, sink.clone(), |s, _| !s.update_ids().is_empty()).await;
+    assert!(result.is_ok());
+    assert_eq!(sink.update_ids(), vec![4]);
+    assert!(seen_count(&seen) >= 2);
+}
+
+/// An API that ignores `update_id__gt` and serves a page at or below the cursor, with
+/// `meta.next` set: the page is refused (the cursor never moves back), and the poller backs off
+/// instead of asking again at once.
+#[tokio::test]
+async fn a_page_that_does_not_move_past_the_cursor_is_refused_without_a_tight_loop() {
+    let (url, seen) = fake_api(vec![page(&[5, 6], true), page(&[5, 6], true)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cursor = dir.path().join("cursor.json");
+    let poller = Poller::new(config(&url), &cursor).unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let (_, status) = run_until(poller, sink.clone(), |_, _| seen_count(&seen) >= 3).await;
+    assert!(
+        matches!(&status, PollStatus::Degraded(m) if m.contains("not after the cursor 6")),
+        "{status:?}"
+    );
+    assert_eq!(sink.update_ids(), vec![5, 6], "applied once");
+    assert_eq!(
+        std::fs::read_to_string(&cursor).unwrap(),
+        "{\"last_update_id\":6}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen[2].at - seen[1].at >= Duration::from_millis(400),
+        "backed off: {:?}",
+        seen[2].at - seen[1].at
+    );
+}
+
+/// An answer larger than 64 MiB is not held in memory: it is reported and retried.
+#[tokio::test]
+async fn an_answer_larger_than_64_mib_is_refused_and_retried() {
+    let huge = Answer {
+        status: 200,
+        headers: vec![],
+        body: " ".repeat((64 << 20) + 1),
+        delay: Duration::ZERO,
+    };
+    let (url, seen) = fake_api(vec![huge, page(&[8], false)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let poller = Poller::new(config(&url), &dir.path().join("cursor.json")).unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let (_, status) = run_until(poller, sink.clone(), |_, s| {
+        matches!(s, PollStatus::Degraded(_))
+    })
+    .await;
+    assert!(
+        matches!(&status, PollStatus::Degraded(m) if m.contains("larger than 64 MiB")),
+        "{status:?}"
+    );
+    assert!(sink.update_ids().is_empty());
+    assert!(seen_count(&seen) >= 1);
+}

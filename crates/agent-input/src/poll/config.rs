@@ -109,6 +109,26 @@ impl PollConfig {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err(invalid("url", "must start with https:// or http://"));
         }
+        match reqwest::Url::parse(url) {
+            Err(e) => return Err(invalid("url", format!("not a URL: {e}"))),
+            Ok(parsed) if parsed.query().is_some() || parsed.fragment().is_some() => {
+                return Err(invalid(
+                    "url",
+                    "the base URL takes no ?query or #fragment (use `query` for searches)",
+                ));
+            }
+            // Credentials in the URL would replace the apikey header and land in logs.
+            Ok(parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+                return Err(invalid(
+                    "url",
+                    "no user:password@ in the URL: give username and api_key",
+                ));
+            }
+            Ok(_) if url.contains(char::is_whitespace) => {
+                return Err(invalid("url", "contains whitespace"));
+            }
+            Ok(_) => {}
+        }
         if !(1..=1000).contains(&self.page_size) {
             return Err(invalid("page_size", "must be 1 to 1000"));
         }
@@ -118,6 +138,9 @@ impl PollConfig {
             ("http_client_timeout", &self.http_client_timeout),
         ] {
             match parse_interval(value) {
+                Some(d) if d > MAX_DURATION => {
+                    return Err(invalid(key, format!("{value:?} is more than 10 years")));
+                }
                 Some(d) if !d.is_zero() => {}
                 _ => {
                     return Err(invalid(
@@ -154,6 +177,9 @@ impl PollConfig {
         parse_interval(value).unwrap_or(Duration::from_secs(300))
     }
 }
+
+/// The longest interval or timeout accepted (ThreatStream holds nothing older anyway).
+const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
 
 /// `30s`, `5m`, `24h`, `7d` as a duration; `None` when it is not one.
 pub fn parse_interval(text: &str) -> Option<Duration> {
@@ -198,6 +224,25 @@ mod tests {
                 .contains("interval")
         );
         config.interval = "5m".into();
+        config.initial_interval = "100000000d".into();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("initial_interval") && error.contains("10 years"),
+            "{error}"
+        );
+        config.initial_interval = "24h".into();
+        for url in [
+            "http://127.0.0.1:18099 /x",
+            "https://api.threatstream.com?x=1",
+            "https://user:pw@api.threatstream.com",
+            "https://",
+        ] {
+            config.url = url.into();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains("url"), "{url}: {error}");
+            assert!(!error.contains("pw@"), "{url}: {error}");
+        }
+        config.url = "https://api.threatstream.com/".into();
         config.page_size = 1001;
         assert!(
             config

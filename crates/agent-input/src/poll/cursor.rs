@@ -22,7 +22,17 @@ impl Cursor {
                         format!("cursor file {}: {e}", path.display()),
                     )
                 })?;
-                value["last_update_id"].as_u64()
+                // A readable file with anything else is damage, not "no cursor": starting over
+                // from initial_interval could skip what came in between.
+                Some(value["last_update_id"].as_u64().ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "cursor file {}: last_update_id is not a whole number: {text}",
+                            path.display()
+                        ),
+                    )
+                })?)
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
             Err(error) => return Err(error),
@@ -78,10 +88,17 @@ mod tests {
             Cursor::open(&path).expect("reopen").last_update_id(),
             Some(42)
         );
-        std::fs::write(&path, "not json").expect("write");
-        assert!(
-            Cursor::open(&path).is_err(),
-            "a damaged cursor is an error, not a restart from zero"
-        );
+        for damaged in [
+            "not json",
+            "{}",
+            "{\"last_update_id\":\"42\"}",
+            "{\"last_update_id\":-3}",
+        ] {
+            std::fs::write(&path, damaged).expect("write");
+            assert!(
+                Cursor::open(&path).is_err(),
+                "{damaged}: a damaged cursor is an error, not a restart from zero"
+            );
+        }
     }
 }

@@ -25,9 +25,13 @@ pub fn page_query(
     match cursor {
         Some(update_id) => query.push(("update_id__gt".to_owned(), update_id.to_string())),
         None => {
-            let window = chrono::Duration::from_std(config.duration(&config.initial_interval))
-                .unwrap_or(chrono::Duration::hours(24));
-            query.push(("modified_ts__gt".to_owned(), format(now - window)));
+            // validate() bounds initial_interval; the checks keep an unvalidated one from
+            // panicking.
+            let since = chrono::Duration::from_std(config.duration(&config.initial_interval))
+                .ok()
+                .and_then(|window| now.checked_sub_signed(window))
+                .unwrap_or(now - chrono::Duration::hours(24));
+            query.push(("modified_ts__gt".to_owned(), format(since)));
         }
     }
     query.push(("limit".to_owned(), config.page_size.to_string()));

@@ -76,6 +76,11 @@ enum StepError {
     Cursor(std::io::Error),
 }
 
+/// The longest wait a `Retry-After` can impose.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// The largest answer read; a larger one is retried (and reported), never held in memory.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
 /// Polls the Intelligence API.
 #[derive(Debug)]
 pub struct Poller {
@@ -150,8 +155,8 @@ impl Poller {
                     }
                 }
                 Err(StepError::Unauthorized(code)) => {
+                    // The caller reports it (once), with the returned error.
                     let error = PollError::Unauthorized { status: code };
-                    tracing::error!(%error, "polling stopped");
                     status.send_replace(PollStatus::Failed(error.to_string()));
                     return Err(error);
                 }
@@ -160,10 +165,14 @@ impl Poller {
                     return Err(PollError::Cursor(error));
                 }
                 Err(StepError::Retry { reason, after }) => {
-                    tracing::warn!(%reason, "poll failed; retrying");
-                    status.send_replace(PollStatus::Degraded(reason));
                     let delay = backoff.next();
-                    after.map_or(delay, |after| after.max(delay))
+                    // An absurd Retry-After must not stop polling for good.
+                    let wait = after
+                        .map_or(delay, |after| after.max(delay))
+                        .min(MAX_RETRY_AFTER);
+                    tracing::warn!(%reason, wait_seconds = wait.as_secs(), "poll failed; retrying");
+                    status.send_replace(PollStatus::Degraded(reason));
+                    wait
                 }
                 Err(StepError::Malformed(reason)) => {
                     tracing::error!(%reason, "malformed page; nothing of it applied, retrying");
@@ -179,6 +188,39 @@ impl Poller {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+    }
+
+    /// The answer's body, at most [`MAX_ANSWER_BYTES`] (a page of 1,000 objects is a few MB).
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, StepError> {
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                        return Err(StepError::Retry {
+                            reason: format!(
+                                "GET {}: the answer is larger than {} MiB",
+                                self.endpoint,
+                                MAX_ANSWER_BYTES >> 20
+                            ),
+                            after: None,
+                        });
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => {
+                    return Err(StepError::Retry {
+                        reason: format!(
+                            "GET {}: the answer was cut: {}",
+                            self.endpoint,
+                            without_url(&e)
+                        ),
+                        after: None,
+                    });
+                }
             }
         }
     }
@@ -211,14 +253,7 @@ impl Poller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.bytes().await.map_err(|e| StepError::Retry {
-            reason: format!(
-                "GET {}: the answer was cut: {}",
-                self.endpoint,
-                without_url(&e)
-            ),
-            after: None,
-        })?;
+        let body = self.read_body(response).await?;
         match code {
             200 => {}
             401 | 403 => return Err(StepError::Unauthorized(code)),
@@ -229,8 +264,8 @@ impl Poller {
                 });
             }
             other => {
-                let mut text = String::from_utf8_lossy(&body).into_owned();
-                text.truncate(300);
+                // At most 300 characters, cut between characters (the body is anyone's bytes).
+                let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
                 return Err(StepError::Retry {
                     reason: format!("GET {}: {other}: {text}", self.endpoint),
                     after: None,
@@ -243,6 +278,15 @@ impl Poller {
             // `meta.next` would have it, would ask for the same page in a tight loop.
             return Ok(Step::Done);
         };
+        if let Some(cursor) = self.cursor()
+            && last <= cursor
+        {
+            // The API ignored update_id__gt: applying would move the cursor back or not at
+            // all, and following meta.next would ask for the same page forever.
+            return Err(StepError::Malformed(format!(
+                "the page ends at update_id {last}, not after the cursor {cursor}"
+            )));
+        }
         let more = page.more;
         sink.accept(page.objects, now)
             .await
