@@ -519,6 +519,8 @@ fn intelligence_error(error: anomali_agent_input::ConfigError) -> anyhow::Error 
 struct IntelligenceToStore<S> {
     store: S,
     settings: MappingSettings,
+    /// Objects applied, for `/_ti/metrics`.
+    polled: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<S: LatestStore> ObjectSink for IntelligenceToStore<S> {
@@ -558,6 +560,8 @@ impl<S: LatestStore> ObjectSink for IntelligenceToStore<S> {
                 "objects without a usable id: kept as source copies, not live indicators"
             );
         }
+        self.polled
+            .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(objects = count, "intelligence page applied");
         Ok(())
     }
@@ -568,6 +572,7 @@ fn start_intelligence_poller<S: LatestStore>(
     config: PollConfig,
     data_dir: &Path,
     store: S,
+    polled: Arc<std::sync::atomic::AtomicU64>,
 ) -> anyhow::Result<(
     tokio::sync::watch::Sender<bool>,
     tokio::sync::watch::Receiver<PollStatus>,
@@ -577,7 +582,11 @@ fn start_intelligence_poller<S: LatestStore>(
     let poller = Poller::new(config, &data_dir.join("intelligence-cursor.json"))
         .map_err(|e| anyhow::anyhow!("intelligence: {e}"))?;
     tracing::info!(cursor = ?poller.cursor(), "polling the threatstream intelligence api");
-    let sink = IntelligenceToStore { store, settings };
+    let sink = IntelligenceToStore {
+        store,
+        settings,
+        polled,
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (status, status_rx) = tokio::sync::watch::channel(PollStatus::Starting);
     let polling = tokio::spawn({
@@ -616,10 +625,12 @@ async fn run<S: LatestStore + Clone>(
         store.clone(),
         EcsDocument::THREATSTREAM_DATASET,
     ));
+    let polled = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let server = if config.webhook.enabled {
         let api = ServeApi {
             store: sink.clone(),
             status: statuses.1.subscribe(),
+            polled: polled.clone(),
         };
         let server = WebhookServer::start_with_api(validated, settings, sink.clone(), api).await?;
         tracing::info!(address = %server.local_addr(), "serving: POST indicators, GET /_ti/lookup?value=, /_ti/health, /_ti/metrics");
@@ -629,7 +640,12 @@ async fn run<S: LatestStore + Clone>(
         None
     };
     let poller = match config.intelligence.clone() {
-        Some(poll) => Some(start_intelligence_poller(poll, &config.data_dir, store)?),
+        Some(poll) => Some(start_intelligence_poller(
+            poll,
+            &config.data_dir,
+            store,
+            polled,
+        )?),
         None => None,
     };
     let reporter = tokio::spawn(report_status(
@@ -717,6 +733,7 @@ async fn run<S: LatestStore + Clone>(
 struct ServeApi<S> {
     store: Arc<StoreSink<S>>,
     status: tokio::sync::watch::Receiver<PipelineStatus>,
+    polled: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<S: LatestStore> ReadApi for ServeApi<S> {
@@ -741,7 +758,20 @@ impl<S: LatestStore> ReadApi for ServeApi<S> {
     }
 
     async fn metrics(&self) -> String {
+        let polled = self.polled.load(std::sync::atomic::Ordering::Relaxed);
+        let healthy = u64::from(matches!(
+            *self.status.borrow(),
+            PipelineStatus::Healthy(_) | PipelineStatus::Starting
+        ));
         self.store.metrics().await
+            + &format!(
+                "# HELP ti_intelligence_objects_total Intelligence API objects polled and stored.\n\
+                 # TYPE ti_intelligence_objects_total counter\n\
+                 ti_intelligence_objects_total {polled}\n\
+                 # HELP ti_pipeline_healthy 1 when every source and the target work, else 0.\n\
+                 # TYPE ti_pipeline_healthy gauge\n\
+                 ti_pipeline_healthy {healthy}\n"
+            )
     }
 }
 

@@ -303,6 +303,21 @@ fn serve_polls_the_intelligence_api_into_the_embedded_store() {
     );
     let (_, domain) = get_json(&client, &service.url("/_ti/lookup?value=bad.example.net"));
     assert_eq!(domain.as_array().map(Vec::len), Some(1), "{domain}");
+    let metrics = client
+        .get(service.url("/_ti/metrics"))
+        .header(
+            "X-Filebeat-Signature",
+            format!("sha256={}", sign_sha256_hex(KEY.as_bytes(), b"")),
+        )
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("ti_intelligence_objects_total 2\n")
+            && metrics.contains("ti_pipeline_healthy 1\n"),
+        "{metrics}"
+    );
     // The second poll asked after the cursor.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !api
