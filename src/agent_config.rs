@@ -316,7 +316,8 @@ mod tests {
         json!({
             "id": "ti-anomali-ti_anomali.intelligence-1",
             "data_stream": {"dataset": "ti_anomali.intelligence", "type": "logs"},
-            "username": "analyst", "api_key": "secret", "interval": "10m"
+            "username": "analyst", "api_key": "secret", "interval": "10m",
+            "ssl": {"verification_mode": "certificate", "certificate_authorities": ["/etc/ca.pem"]}
         })
     }
 
@@ -332,8 +333,17 @@ mod tests {
         assert_eq!(config["webhook"]["listen_port"], 8181);
         assert_eq!(
             config["intelligence"],
-            json!({"username": "analyst", "api_key": "secret", "interval": "10m"})
+            json!({"username": "analyst", "api_key": "secret", "interval": "10m",
+                   "ssl": {"verification_mode": "certificate", "certificate_authorities": ["/etc/ca.pem"]}})
         );
+        // What `serve` reads: the `ssl` block reaches the poller as the policy gave it.
+        let poll: anomali_agent_input::poll::PollConfig =
+            serde_json::from_value(config["intelligence"].clone()).unwrap();
+        assert_eq!(
+            poll.ssl.verification_mode,
+            anomali_agent_input::poll::TlsVerification::Certificate
+        );
+        assert_eq!(poll.ssl.certificate_authorities, ["/etc/ca.pem"]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anomali_agent_input::poll::{ObjectSink, PollConfig, PollStatus, Poller};
+use anomali_agent_input::poll::{ObjectSink, PollConfig, PollError, PollStatus, Poller};
 use anomali_agent_input::{
     ReadApi, SinkError, StoreSink, WebhookConfig, WebhookServer, sign_sha256_hex,
 };
@@ -579,8 +579,11 @@ fn start_intelligence_poller<S: LatestStore>(
     tokio::task::JoinHandle<()>,
 )> {
     let settings = config.mapping_settings().map_err(intelligence_error)?;
-    let poller = Poller::new(config, &data_dir.join("intelligence-cursor.json"))
-        .map_err(|e| anyhow::anyhow!("intelligence: {e}"))?;
+    let poller =
+        Poller::new(config, &data_dir.join("intelligence-cursor.json")).map_err(|e| match e {
+            PollError::Setting { key, reason } => anyhow::anyhow!("intelligence.{key}: {reason}"),
+            other => anyhow::anyhow!("intelligence: {other}"),
+        })?;
     tracing::info!(cursor = ?poller.cursor(), "polling the threatstream intelligence api");
     let sink = IntelligenceToStore {
         store,

@@ -535,3 +535,54 @@ fn a_configuration_error_quotes_no_secret_from_the_file() {
         "{stderr}"
     );
 }
+
+/// The poller's `ssl` block is read from the file and each bad value is named as the file
+/// spells it, without quoting an inline key.
+#[test]
+fn a_bad_intelligence_ssl_setting_is_named_and_no_inline_key_is_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "plain text\n").unwrap();
+    let head = format!(
+        "data_dir: {}\nwebhook:\n  enabled: false\nintelligence:\n  url: https://127.0.0.1:9\n  username: analyst\n  api_key: k-123\n",
+        data.display()
+    );
+    for (ssl, named) in [
+        (
+            "  ssl:\n    certificate: /etc/pki/client.pem\n".to_owned(),
+            "intelligence.ssl.key: is required with ssl.certificate",
+        ),
+        (
+            format!(
+                "  ssl:\n    certificate_authorities: [{}]\n",
+                not_pem.display()
+            ),
+            "intelligence.ssl.certificate_authorities[0]: holds no certificate",
+        ),
+        (
+            format!(
+                "  ssl:\n    certificate: {}\n    key: |\n      -----BEGIN PRIVATE KEY-----\n      S3CRET-KEY-BYTES\n      -----END PRIVATE KEY-----\n",
+                not_pem.display()
+            ),
+            "intelligence.ssl.certificate: holds no certificate",
+        ),
+        (
+            "  ssl:\n    verification_mode: sometimes\n".to_owned(),
+            "line 9 column 24: unknown variant `sometimes`, expected one of full, strict",
+        ),
+    ] {
+        let config = dir.path().join("ssl.yml");
+        std::fs::write(&config, format!("{head}{ssl}")).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{ssl}");
+        assert!(stderr.contains(named), "{ssl}: {stderr}");
+        assert!(!stderr.contains("S3CRET-KEY-BYTES"), "{stderr}");
+    }
+}

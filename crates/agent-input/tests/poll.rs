@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anomali_agent_input::SinkError;
-use anomali_agent_input::poll::{ObjectSink, PollConfig, PollStatus, Poller};
+use anomali_agent_input::poll::{
+    ObjectSink, PollConfig, PollStatus, PollTls, Poller, TlsVerification,
+};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -64,68 +66,102 @@ struct Seen {
 
 /// Serves the script in order (the last answer repeats); records each request.
 async fn fake_api(script: Vec<Answer>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    fake_api_over(script, None).await
+}
+
+/// As [`fake_api`], over TLS when `tls` is given (then the URL names `localhost`); a failed
+/// handshake is not a request and serves nothing.
+async fn fake_api_over(
+    script: Vec<Answer>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let url = match tls {
+        Some(_) => format!("https://localhost:{port}"),
+        None => format!("http://127.0.0.1:{port}"),
+    };
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     tokio::spawn(async move {
-        for n in 0..200usize {
-            let Ok((mut stream, _)) = listener.accept().await else {
+        let mut served = 0usize;
+        for _ in 0..200usize {
+            let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut byte).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(read) => head.extend_from_slice(&byte[..read]),
-                }
-            }
-            let head = String::from_utf8_lossy(&head).to_string();
-            let target = head
-                .lines()
-                .next()
-                .and_then(|l| l.split(' ').nth(1))
-                .unwrap_or("")
-                .to_owned();
-            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-            let query = query
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (k.to_owned(), percent_decode(v)))
-                .collect();
-            let authorization = head
-                .lines()
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("authorization")
-                        .then(|| value.trim().to_owned())
-                })
-                .unwrap_or_default();
-            log.lock().unwrap().push(Seen {
-                path: path.to_owned(),
-                query,
-                authorization,
-                at: Instant::now(),
-            });
-            let answer = script[n.min(script.len() - 1)].clone();
-            tokio::time::sleep(answer.delay).await;
-            let mut response = format!(
-                "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-                answer.status,
-                answer.body.len()
-            );
-            for (name, value) in &answer.headers {
-                response.push_str(&format!("{name}: {value}\r\n"));
-            }
-            response.push_str("\r\n");
-            response.push_str(&answer.body);
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
+            let answer = script[served.min(script.len() - 1)].clone();
+            let answered = match &tls {
+                None => answer_one(stream, answer, &log).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => answer_one(stream, answer, &log).await,
+                    Err(_) => false,
+                },
+            };
+            served += usize::from(answered);
         }
     });
     (url, seen)
+}
+
+/// Reads one request, records it and writes `answer`; false when no request came.
+async fn answer_one(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    answer: Answer,
+    log: &Mutex<Vec<Seen>>,
+) -> bool {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => head.extend_from_slice(&byte[..read]),
+        }
+    }
+    if head.is_empty() {
+        return false;
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let target = head
+        .lines()
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or("")
+        .to_owned();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let query = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        .collect();
+    let authorization = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("authorization")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_default();
+    log.lock().unwrap().push(Seen {
+        path: path.to_owned(),
+        query,
+        authorization,
+        at: Instant::now(),
+    });
+    tokio::time::sleep(answer.delay).await;
+    let mut response = format!(
+        "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        answer.status,
+        answer.body.len()
+    );
+    for (name, value) in &answer.headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&answer.body);
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    true
 }
 
 fn percent_decode(text: &str) -> String {
@@ -500,4 +536,207 @@ async fn an_answer_larger_than_64_mib_is_refused_and_retried() {
     );
     assert!(sink.update_ids().is_empty());
     assert!(seen_count(&seen) >= 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS: the `ssl` block (CAs as paths or inline PEM, a client certificate, verification_mode).
+
+struct Pki {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+    server_chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    server_key_der: Vec<u8>,
+    ca_der: rustls_pki_types::CertificateDer<'static>,
+}
+
+/// A CA, a server certificate for `localhost` and a client certificate (files `client.pem` and
+/// `client.key` in `dir`), all made here.
+fn make_pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client = CertificateParams::new(vec!["poller.example".to_owned()])
+        .unwrap()
+        .signed_by(&client_key, &ca)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.as_ref().pem()).unwrap();
+    std::fs::write(dir.path().join("client.pem"), client.pem()).unwrap();
+    std::fs::write(dir.path().join("client.key"), client_key.serialize_pem()).unwrap();
+    Pki {
+        ca_pem: ca.as_ref().pem(),
+        server_chain: vec![server.der().clone()],
+        server_key_der: server_key.serialize_der(),
+        ca_der: ca.as_ref().der().clone(),
+        dir,
+    }
+}
+
+/// A TLS acceptor with the `localhost` certificate; with `mutual`, client certificates signed
+/// by the CA are required.
+fn acceptor(pki: &Pki, mutual: bool) -> tokio_rustls::TlsAcceptor {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = if mutual {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca_der.clone()).unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(pki.server_key_der.clone().into());
+    let config = builder
+        .with_single_cert(pki.server_chain.clone(), key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// Polls once: the objects taken, or the reason the poll was retried.
+async fn poll_once(config: PollConfig) -> Result<Vec<u64>, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let poller = Poller::new(config, &dir.path().join("cursor.json")).unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let (result, status) = run_until(poller, sink.clone(), |sink, status| {
+        !sink.update_ids().is_empty() || matches!(status, PollStatus::Degraded(_))
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    match status {
+        PollStatus::Degraded(reason) => Err(reason),
+        _ => Ok(sink.update_ids()),
+    }
+}
+
+#[tokio::test]
+async fn https_needs_the_ca_and_the_client_certificate_an_api_asks_for() {
+    let pki = make_pki();
+    let (url, seen) = fake_api_over(vec![page(&[1, 2], false)], Some(acceptor(&pki, true))).await;
+    let dir = pki.dir.path();
+    let ca_file = dir.join("ca.pem").display().to_string();
+
+    let untrusted = poll_once(config(&url)).await.unwrap_err();
+    assert!(untrusted.contains("UnknownIssuer"), "{untrusted}");
+    let without_identity = poll_once(PollConfig {
+        ssl: PollTls {
+            certificate_authorities: vec![ca_file.clone()],
+            ..PollTls::default()
+        },
+        ..config(&url)
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        without_identity.contains("CertificateRequired"),
+        "{without_identity}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "no request got through");
+
+    // The CA inline, the certificate as a path, the key inline: as the agent hands them over.
+    let key_pem = std::fs::read_to_string(dir.join("client.key")).unwrap();
+    let with_identity = PollConfig {
+        ssl: PollTls {
+            certificate_authorities: vec![pki.ca_pem.clone()],
+            certificate: Some(dir.join("client.pem").display().to_string()),
+            key: Some(key_pem.clone()),
+            ..PollTls::default()
+        },
+        ..config(&url)
+    };
+    assert!(
+        !format!("{with_identity:?}").contains(key_pem.lines().nth(1).unwrap()),
+        "the inline key is not in Debug"
+    );
+    assert_eq!(poll_once(with_identity).await.unwrap(), vec![1, 2]);
+    assert_eq!(
+        seen.lock().unwrap()[0].authorization,
+        "apikey analyst@example.com:s3cr3t-key"
+    );
+}
+
+#[tokio::test]
+async fn verification_mode_certificate_skips_the_name_and_none_skips_everything() {
+    let pki = make_pki();
+    let (url, _) = fake_api_over(vec![page(&[7], false)], Some(acceptor(&pki, false))).await;
+    // The certificate names localhost; asked as 127.0.0.1 the name does not match.
+    let by_address = url.replace("localhost", "127.0.0.1");
+    let ca_file = pki.dir.path().join("ca.pem").display().to_string();
+    let with_ca = |mode| PollConfig {
+        ssl: PollTls {
+            certificate_authorities: vec![ca_file.clone()],
+            verification_mode: mode,
+            ..PollTls::default()
+        },
+        ..config(&by_address)
+    };
+    // The old top-level key still trusts the CA.
+    let top_level = PollConfig {
+        certificate_authorities: vec![ca_file.clone().into()],
+        ..config(&url)
+    };
+    assert_eq!(poll_once(top_level).await.unwrap(), vec![7]);
+    let mismatch = poll_once(with_ca(TlsVerification::Full)).await.unwrap_err();
+    assert!(mismatch.contains("not valid for name"), "{mismatch}");
+    assert_eq!(
+        poll_once(with_ca(TlsVerification::Certificate))
+            .await
+            .unwrap(),
+        vec![7]
+    );
+    let any = PollConfig {
+        ssl: PollTls {
+            verification_mode: TlsVerification::None,
+            ..PollTls::default()
+        },
+        ..config(&by_address)
+    };
+    assert_eq!(poll_once(any).await.unwrap(), vec![7]);
+}
+
+#[test]
+fn a_bad_client_certificate_or_key_is_named_before_polling() {
+    let pki = make_pki();
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not pem at all\n").unwrap();
+    let client_pem = pki.dir.path().join("client.pem").display().to_string();
+    let client_key = pki.dir.path().join("client.key").display().to_string();
+    for (certificate, key, named) in [
+        (
+            garbage.display().to_string(),
+            client_key.clone(),
+            "ssl.certificate",
+        ),
+        (client_pem.clone(), garbage.display().to_string(), "ssl.key"),
+        (
+            client_pem.clone(),
+            "/nonexistent/client.key".to_owned(),
+            "ssl.key",
+        ),
+    ] {
+        let config = PollConfig {
+            ssl: PollTls {
+                certificate: Some(certificate.clone()),
+                key: Some(key.clone()),
+                ..PollTls::default()
+            },
+            ..config("https://127.0.0.1:9")
+        };
+        let error = Poller::new(config, &dir.path().join("cursor.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(named), "{certificate} + {key}: {error}");
+    }
 }

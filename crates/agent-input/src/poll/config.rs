@@ -6,6 +6,7 @@ use std::time::Duration;
 use anomali_mapping::MappingSettings;
 use serde::Deserialize;
 
+use super::tls::PollTls;
 use crate::error::ConfigError;
 
 /// The `intelligence` poller's settings.
@@ -34,8 +35,11 @@ pub struct PollConfig {
     pub remote_api: bool,
     /// An HTTP(S) proxy. By default, none.
     pub proxy_url: Option<String>,
-    /// PEM files of CAs to trust besides the public ones. By default, none.
+    /// PEM files of CAs to trust besides the public ones. By default, none. Kept beside
+    /// `ssl.certificate_authorities` for configurations written before the `ssl` block.
     pub certificate_authorities: Vec<std::path::PathBuf>,
+    /// TLS towards the API (Beats' `ssl` names): CAs, `verification_mode`, a client certificate.
+    pub ssl: PollTls,
     /// The fail-safe expiry (`90d`, `12h`, `30m`), capped by each object's `expiration_ts`;
     /// empty: `expiration_ts` alone. By default, `90d`. Also read as
     /// `ioc_duration_before_deletion`, the reference's variable name.
@@ -61,6 +65,7 @@ impl Default for PollConfig {
             remote_api: false,
             proxy_url: None,
             certificate_authorities: Vec::new(),
+            ssl: PollTls::default(),
             ioc_expiration_duration: "90d".to_owned(),
             tags: MappingSettings::intelligence_defaults().tags,
             preserve_original_event: false,
@@ -80,12 +85,29 @@ impl std::fmt::Debug for PollConfig {
             .field("http_client_timeout", &self.http_client_timeout)
             .field("query", &self.query)
             .field("remote_api", &self.remote_api)
-            .field("proxy_url", &self.proxy_url)
+            .field(
+                "proxy_url",
+                &self.proxy_url.as_deref().map(without_userinfo),
+            )
             .field("certificate_authorities", &self.certificate_authorities)
+            .field("ssl", &self.ssl)
             .field("ioc_expiration_duration", &self.ioc_expiration_duration)
             .field("tags", &self.tags)
             .field("preserve_original_event", &self.preserve_original_event)
             .finish()
+    }
+}
+
+/// A proxy URL without its `user:password@` (a secret).
+fn without_userinfo(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            format!("{parsed} (credentials redacted)")
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "<not a url>".to_owned(),
     }
 }
 
@@ -150,6 +172,7 @@ impl PollConfig {
                 }
             }
         }
+        self.ssl.validate()?;
         self.mapping_settings()?;
         Ok(())
     }
@@ -258,8 +281,12 @@ mod tests {
         let config = PollConfig {
             username: "u".into(),
             api_key: "very-secret".into(),
+            proxy_url: Some("http://proxy-user:proxy-secret@proxy.example:3128".into()),
             ..PollConfig::default()
         };
-        assert!(!format!("{config:?}").contains("very-secret"));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(!shown.contains("proxy-secret"), "{shown}");
+        assert!(shown.contains("proxy.example:3128"), "{shown}");
     }
 }

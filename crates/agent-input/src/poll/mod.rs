@@ -9,14 +9,17 @@
 //! - Errors: 401/403 stop polling with a clear message ([`PollStatus::Failed`]); 429, 5xx,
 //!   timeouts and connection errors are retried with backoff, honouring `Retry-After`; a
 //!   malformed page is reported with its position and nothing of it is applied.
-//! - The API key is sent only in the `Authorization` header and never logged.
+//! - The API key is sent only in the `Authorization` header and never logged; TLS is rustls,
+//!   set by Beats' `ssl` block ([`PollTls`]: CAs, `verification_mode`, a client certificate).
 
 mod config;
 mod cursor;
 mod query;
 mod service;
+mod tls;
 
 pub use config::{PollConfig, parse_interval};
 pub use cursor::Cursor;
 pub use query::{Page, page_query, parse_page};
 pub use service::{ObjectSink, PollError, PollStatus, Poller};
+pub use tls::{PollTls, TlsVerification};

@@ -49,7 +49,16 @@ pub enum PollError {
     /// The cursor file could not be read or written.
     #[error("cursor: {0}")]
     Cursor(#[from] std::io::Error),
-    /// The HTTP client could not be built (a bad CA file or proxy).
+    /// A setting could not be used (an unreadable CA or client certificate, a bad proxy URL):
+    /// the key as the configuration spells it, and why.
+    #[error("{key}: {reason}")]
+    Setting {
+        /// The key, e.g. `ssl.key`.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Client(String),
 }
@@ -95,23 +104,17 @@ impl Poller {
     pub fn new(config: PollConfig, cursor_path: &Path) -> Result<Self, PollError> {
         let cursor = Cursor::open(cursor_path)?;
         let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
             .timeout(config.duration(&config.http_client_timeout))
             .user_agent(concat!("ti-anomali/", env!("CARGO_PKG_VERSION")));
         if let Some(proxy) = config.proxy_url.as_deref().filter(|p| !p.is_empty()) {
-            builder = builder.proxy(
-                reqwest::Proxy::all(proxy)
-                    .map_err(|e| PollError::Client(format!("proxy_url: {e}")))?,
-            );
+            builder =
+                builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| PollError::Setting {
+                    key: "proxy_url".to_owned(),
+                    reason: e.to_string(),
+                })?);
         }
-        for file in &config.certificate_authorities {
-            let pem = std::fs::read(file)
-                .map_err(|e| PollError::Client(format!("{}: {e}", file.display())))?;
-            for certificate in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| PollError::Client(format!("{}: {e}", file.display())))?
-            {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
+        let builder = config.ssl.apply(builder, &config.certificate_authorities)?;
         let http = builder
             .build()
             .map_err(|e| PollError::Client(e.to_string()))?;
