@@ -254,8 +254,7 @@ impl Poller {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, Utc::now()));
         let body = self.read_body(response).await?;
         match code {
             200 => {}
@@ -311,6 +310,18 @@ fn without_url(error: &reqwest::Error) -> String {
     text
 }
 
+/// A `Retry-After` value: seconds, or an HTTP date (a date already past waits nothing more).
+fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
 /// Doubling delays from 1 s to 5 min, with jitter.
 struct Backoff {
     attempt: u32,
@@ -334,5 +345,27 @@ impl Backoff {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         ceiling.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now: DateTime<Utc> = "2026-12-04T09:00:00Z".parse().unwrap();
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Fri, 04 Dec 2026 09:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after("Fri, 04 Dec 2026 08:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past"
+        );
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
     }
 }
