@@ -404,14 +404,7 @@ fn polling_alone_needs_no_listener_and_a_config_with_neither_source_is_refused()
     assert_eq!(found[0]["event"]["dataset"], "ti_anomali.intelligence");
 
     std::fs::write(&config, "webhook:\n  enabled: false\n").unwrap();
-    let refused = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = serve_until_it_exits(&config, &[]);
     assert!(stderr.contains("nothing to receive"), "{stderr}");
 }
 
@@ -475,29 +468,10 @@ fn polling_alone_exits_with_the_reason_when_the_api_refuses_the_credentials() {
     )
     .unwrap();
     // The key from the environment, not the file.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("TI_ANOMALI_INTELLIGENCE_API_KEY", "wrong-key-0816")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("serve kept running after the 401");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(!status.success(), "{stderr}");
+    let stderr = serve_until_it_exits(
+        &config,
+        &[("TI_ANOMALI_INTELLIGENCE_API_KEY", "wrong-key-0816")],
+    );
     assert!(stderr.contains("refused the credentials"), "{stderr}");
     assert!(stderr.contains("nothing is left to receive"), "{stderr}");
     assert!(!stderr.contains("wrong-key-0816"), "{stderr}");
@@ -518,14 +492,7 @@ fn a_configuration_error_quotes_no_secret_from_the_file() {
         "intelligence:\n  usernme: analyst\n  api_key: SECRET-4711\nwebhook:\n  hmac:\n    key: HMAC-4712\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = serve_until_it_exits(&config, &[]);
     assert!(
         stderr.contains("line 2 column 3") && stderr.contains("usernme"),
         "{stderr}"
@@ -574,15 +541,37 @@ fn a_bad_intelligence_ssl_setting_is_named_and_no_inline_key_is_quoted() {
     ] {
         let config = dir.path().join("ssl.yml");
         std::fs::write(&config, format!("{head}{ssl}")).unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{ssl}");
+        let stderr = serve_until_it_exits(&config, &[]);
         assert!(stderr.contains(named), "{ssl}: {stderr}");
         assert!(!stderr.contains("S3CRET-KEY-BYTES"), "{stderr}");
     }
+}
+
+/// Runs `serve --config <config>` with `env`, which must exit with a failure within 20 s; its
+/// standard error.
+fn serve_until_it_exits(config: &Path, env: &[(&str, &str)]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ti-anomali"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("serve kept running with {}", config.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    stderr
 }

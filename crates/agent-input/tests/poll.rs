@@ -1,9 +1,12 @@
 //! The Intelligence API poller against a fake ThreatStream API on loopback, written here from
 //! the documented request and response shapes: the exact query sent, paging on `meta.next`,
 //! the cursor after each page, `Retry-After`, refused credentials, malformed pages, slow answers,
-//! and a crash between pages that neither skips nor loses a page.
+//! and a crash between pages that neither skips nor loses a page; and TLS (a private CA, a
+//! required client certificate, `verification_mode`) against the same fake over HTTPS.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+mod pki;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +17,9 @@ use anomali_agent_input::poll::{
     ObjectSink, PollConfig, PollStatus, PollTls, Poller, TlsVerification,
 };
 use chrono::{DateTime, Utc};
+use pki::Pki;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -541,44 +547,6 @@ async fn an_answer_larger_than_64_mib_is_refused_and_retried() {
 // ---------------------------------------------------------------------------------------------
 // TLS: the `ssl` block (CAs as paths or inline PEM, a client certificate, verification_mode).
 
-struct Pki {
-    dir: tempfile::TempDir,
-    ca_pem: String,
-    server_chain: Vec<rustls_pki_types::CertificateDer<'static>>,
-    server_key_der: Vec<u8>,
-    ca_der: rustls_pki_types::CertificateDer<'static>,
-}
-
-/// A CA, a server certificate for `localhost` and a client certificate (files `client.pem` and
-/// `client.key` in `dir`), all made here.
-fn make_pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
-    let client_key = KeyPair::generate().unwrap();
-    let client = CertificateParams::new(vec!["poller.example".to_owned()])
-        .unwrap()
-        .signed_by(&client_key, &ca)
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), ca.as_ref().pem()).unwrap();
-    std::fs::write(dir.path().join("client.pem"), client.pem()).unwrap();
-    std::fs::write(dir.path().join("client.key"), client_key.serialize_pem()).unwrap();
-    Pki {
-        ca_pem: ca.as_ref().pem(),
-        server_chain: vec![server.der().clone()],
-        server_key_der: server_key.serialize_der(),
-        ca_der: ca.as_ref().der().clone(),
-        dir,
-    }
-}
-
 /// A TLS acceptor with the `localhost` certificate; with `mutual`, client certificates signed
 /// by the CA are required.
 fn acceptor(pki: &Pki, mutual: bool) -> tokio_rustls::TlsAcceptor {
@@ -588,7 +556,9 @@ fn acceptor(pki: &Pki, mutual: bool) -> tokio_rustls::TlsAcceptor {
         .unwrap();
     let builder = if mutual {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(pki.ca_der.clone()).unwrap();
+        roots
+            .add(CertificateDer::from_pem_file(pki.file("ca.pem")).unwrap())
+            .unwrap();
         let verifier =
             rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
@@ -597,10 +567,12 @@ fn acceptor(pki: &Pki, mutual: bool) -> tokio_rustls::TlsAcceptor {
     } else {
         builder.with_no_client_auth()
     };
-    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(pki.server_key_der.clone().into());
-    let config = builder
-        .with_single_cert(pki.server_chain.clone(), key)
+    let chain = CertificateDer::pem_file_iter(pki.file("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
         .unwrap();
+    let key = PrivateKeyDer::from_pem_file(pki.file("server.key")).unwrap();
+    let config = builder.with_single_cert(chain, key).unwrap();
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
@@ -622,10 +594,9 @@ async fn poll_once(config: PollConfig) -> Result<Vec<u64>, String> {
 
 #[tokio::test]
 async fn https_needs_the_ca_and_the_client_certificate_an_api_asks_for() {
-    let pki = make_pki();
+    let pki = Pki::make();
     let (url, seen) = fake_api_over(vec![page(&[1, 2], false)], Some(acceptor(&pki, true))).await;
-    let dir = pki.dir.path();
-    let ca_file = dir.join("ca.pem").display().to_string();
+    let ca_file = pki.file("ca.pem");
 
     let untrusted = poll_once(config(&url)).await.unwrap_err();
     assert!(untrusted.contains("UnknownIssuer"), "{untrusted}");
@@ -645,11 +616,11 @@ async fn https_needs_the_ca_and_the_client_certificate_an_api_asks_for() {
     assert!(seen.lock().unwrap().is_empty(), "no request got through");
 
     // The CA inline, the certificate as a path, the key inline: as the agent hands them over.
-    let key_pem = std::fs::read_to_string(dir.join("client.key")).unwrap();
+    let key_pem = std::fs::read_to_string(pki.file("client.key")).unwrap();
     let with_identity = PollConfig {
         ssl: PollTls {
             certificate_authorities: vec![pki.ca_pem.clone()],
-            certificate: Some(dir.join("client.pem").display().to_string()),
+            certificate: Some(pki.file("client.pem")),
             key: Some(key_pem.clone()),
             ..PollTls::default()
         },
@@ -668,11 +639,11 @@ async fn https_needs_the_ca_and_the_client_certificate_an_api_asks_for() {
 
 #[tokio::test]
 async fn verification_mode_certificate_skips_the_name_and_none_skips_everything() {
-    let pki = make_pki();
+    let pki = Pki::make();
     let (url, _) = fake_api_over(vec![page(&[7], false)], Some(acceptor(&pki, false))).await;
     // The certificate names localhost; asked as 127.0.0.1 the name does not match.
     let by_address = url.replace("localhost", "127.0.0.1");
-    let ca_file = pki.dir.path().join("ca.pem").display().to_string();
+    let ca_file = pki.file("ca.pem");
     let with_ca = |mode| PollConfig {
         ssl: PollTls {
             certificate_authorities: vec![ca_file.clone()],
@@ -707,12 +678,12 @@ async fn verification_mode_certificate_skips_the_name_and_none_skips_everything(
 
 #[test]
 fn a_bad_client_certificate_or_key_is_named_before_polling() {
-    let pki = make_pki();
+    let pki = Pki::make();
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not pem at all\n").unwrap();
-    let client_pem = pki.dir.path().join("client.pem").display().to_string();
-    let client_key = pki.dir.path().join("client.key").display().to_string();
+    let client_pem = pki.file("client.pem");
+    let client_key = pki.file("client.key");
     for (certificate, key, named) in [
         (
             garbage.display().to_string(),

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a panic is a failed test")]
 
+mod pki;
+
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +16,7 @@ use anomali_agent_input::{
 };
 use anomali_mapping::MappingSettings;
 use base64::Engine as _;
+use pki::Pki;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -530,39 +533,6 @@ async fn http2_cleartext_with_prior_knowledge() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
-struct Pki {
-    dir: tempfile::TempDir,
-    ca_pem: String,
-    client_identity_pem: String,
-}
-
-/// A CA, a server certificate for localhost and a client certificate, all made here.
-fn make_pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
-    let client_key = KeyPair::generate().unwrap();
-    let client = CertificateParams::new(vec!["pusher.example".to_owned()])
-        .unwrap()
-        .signed_by(&client_key, &ca)
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), ca.as_ref().pem()).unwrap();
-    std::fs::write(dir.path().join("server.pem"), server.pem()).unwrap();
-    std::fs::write(dir.path().join("server.key"), server_key.serialize_pem()).unwrap();
-    Pki {
-        ca_pem: ca.as_ref().pem(),
-        client_identity_pem: format!("{}{}", client.pem(), client_key.serialize_pem()),
-        dir,
-    }
-}
-
 fn tls_client(pki: &Pki, with_identity: bool) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
@@ -577,7 +547,7 @@ fn tls_client(pki: &Pki, with_identity: bool) -> reqwest::Client {
 
 #[tokio::test]
 async fn tls_with_http2_and_client_certificates() {
-    let pki = make_pki();
+    let pki = Pki::make();
     let dir = pki.dir.path().display();
     let running = start(&format!(
         "ssl:\n  enabled: true\n  certificate: {dir}/server.pem\n  key: {dir}/server.key\n"
