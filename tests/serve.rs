@@ -438,6 +438,7 @@ fn refused_api_credentials_turn_the_health_red_and_the_webhook_keeps_working() {
     };
     let message = health["message"].as_str().unwrap_or_default();
     assert!(message.contains("refused the credentials"), "{health}");
+    assert_eq!(health["status"], "red", "{health}");
     assert!(!health.to_string().contains("wrong-key-0815"), "{health}");
     let line = br#"{"id": 77001, "update_id": 1, "itype": "mal_ip", "srcip": "203.0.113.77"}"#;
     assert_eq!(

@@ -289,7 +289,11 @@ async fn read_api<S: IndicatorSink, A: ReadApi>(
     if path == "/_ti/health" {
         return match shared.api.health().await {
             Ok(details) => Answer::json(StatusCode::OK, &details),
-            Err(reason) => Answer::error(StatusCode::SERVICE_UNAVAILABLE, reason),
+            // As green and yellow answers carry a status, so does red.
+            Err(reason) => Answer::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({ "status": "red", "message": reason }),
+            ),
         };
     }
     let config = &shared.config;

@@ -696,6 +696,11 @@ fn a_bad_client_certificate_or_key_is_named_before_polling() {
             "/nonexistent/client.key".to_owned(),
             "ssl.key",
         ),
+        (
+            client_pem.clone(),
+            pki.file("server.key"),
+            "ssl.key: does not belong to the first certificate of ssl.certificate",
+        ),
     ] {
         let config = PollConfig {
             ssl: PollTls {

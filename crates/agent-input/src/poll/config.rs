@@ -39,6 +39,7 @@ pub struct PollConfig {
     /// `ssl.certificate_authorities` for configurations written before the `ssl` block.
     pub certificate_authorities: Vec<std::path::PathBuf>,
     /// TLS towards the API (Beats' `ssl` names): CAs, `verification_mode`, a client certificate.
+    #[serde(deserialize_with = "null_as_default")]
     pub ssl: PollTls,
     /// The fail-safe expiry (`90d`, `12h`, `30m`), capped by each object's `expiration_ts`;
     /// empty: `expiration_ts` alone. By default, `90d`. Also read as
@@ -98,6 +99,15 @@ impl std::fmt::Debug for PollConfig {
     }
 }
 
+/// A key given with no value (`ssl:` alone) means its defaults.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// A proxy URL without its `user:password@` (a secret).
 fn without_userinfo(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -150,6 +160,36 @@ impl PollConfig {
                 return Err(invalid("url", "contains whitespace"));
             }
             Ok(_) => {}
+        }
+        // A line break would be refused by the HTTP stack on every poll, forever.
+        for (key, value) in [("username", &self.username), ("api_key", &self.api_key)] {
+            if value.chars().any(char::is_control) {
+                return Err(invalid(key, "contains a control character (a line break?)"));
+            }
+        }
+        if let Some(proxy) = self
+            .proxy_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            // reqwest skips a proxy whose scheme it does not handle: the key would then go to
+            // the API directly, around a proxy the network requires.
+            let scheme = proxy.split_once("://").map_or("http", |(scheme, _)| scheme);
+            if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+                return Err(invalid(
+                    "proxy_url",
+                    format!("scheme {scheme:?} is not supported: use http:// or https://"),
+                ));
+            }
+            let with_scheme = if proxy.contains("://") {
+                proxy.to_owned()
+            } else {
+                format!("http://{proxy}")
+            };
+            if let Err(e) = reqwest::Url::parse(&with_scheme) {
+                return Err(invalid("proxy_url", format!("not a URL: {e}")));
+            }
         }
         if !(1..=1000).contains(&self.page_size) {
             return Err(invalid("page_size", "must be 1 to 1000"));
@@ -266,6 +306,33 @@ mod tests {
             assert!(!error.contains("pw@"), "{url}: {error}");
         }
         config.url = "https://api.threatstream.com/".into();
+        for proxy in [
+            "ftp://u:PROXYPASS@127.0.0.1:3128",
+            "socks5://127.0.0.1:1080",
+            "http://u:PROXYPASS@127.0.0.1:notaport",
+        ] {
+            config.proxy_url = Some(proxy.into());
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains("proxy_url"), "{proxy}: {error}");
+            assert!(!error.contains("PROXYPASS"), "{proxy}: {error}");
+        }
+        for proxy in [
+            "http://127.0.0.1:3128",
+            "127.0.0.1:3128",
+            "HTTPS://proxy:443",
+            "  ",
+        ] {
+            config.proxy_url = Some(proxy.into());
+            assert!(config.validate().is_ok(), "{proxy}");
+        }
+        config.proxy_url = None;
+        config.api_key = "key\nX-Injected: 1".into();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("api_key") && !error.contains("Injected"),
+            "{error}"
+        );
+        config.api_key = "k".into();
         config.page_size = 1001;
         assert!(
             config
@@ -274,6 +341,13 @@ mod tests {
                 .to_string()
                 .contains("page_size")
         );
+    }
+
+    #[test]
+    fn ssl_with_no_value_means_its_defaults() {
+        let config: PollConfig =
+            serde_json::from_str(r#"{"username": "u", "api_key": "k", "ssl": null}"#).unwrap();
+        assert_eq!(config.ssl, PollTls::default());
     }
 
     #[test]

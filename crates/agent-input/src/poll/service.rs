@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::config::PollConfig;
 use super::cursor::Cursor;
 use super::query::{page_query, parse_page};
+use super::tls::chain;
 use crate::error::SinkError;
 
 /// Where a page's objects go; `accept` returns only once they are durable (or refuses them all).
@@ -107,17 +108,20 @@ impl Poller {
             .use_rustls_tls()
             .timeout(config.duration(&config.http_client_timeout))
             .user_agent(concat!("ti-anomali/", env!("CARGO_PKG_VERSION")));
-        if let Some(proxy) = config.proxy_url.as_deref().filter(|p| !p.is_empty()) {
+        if let Some(proxy) = config
+            .proxy_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             builder =
                 builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| PollError::Setting {
                     key: "proxy_url".to_owned(),
-                    reason: e.to_string(),
+                    reason: chain(&e),
                 })?);
         }
         let builder = config.ssl.apply(builder, &config.certificate_authorities)?;
-        let http = builder
-            .build()
-            .map_err(|e| PollError::Client(e.to_string()))?;
+        let http = builder.build().map_err(|e| PollError::Client(chain(&e)))?;
         let endpoint = format!("{}/api/v2/intelligence/", config.url.trim_end_matches('/'));
         Ok(Self {
             config,
@@ -173,7 +177,7 @@ impl Poller {
                     let wait = after
                         .map_or(delay, |after| after.max(delay))
                         .min(MAX_RETRY_AFTER);
-                    tracing::warn!(%reason, wait_seconds = wait.as_secs(), "poll failed; retrying");
+                    tracing::warn!(%reason, wait_ms = wait.as_millis(), "poll failed; retrying");
                     status.send_replace(PollStatus::Degraded(reason));
                     wait
                 }
@@ -216,11 +220,7 @@ impl Poller {
                 Ok(None) => return Ok(body),
                 Err(e) => {
                     return Err(StepError::Retry {
-                        reason: format!(
-                            "GET {}: the answer was cut: {}",
-                            self.endpoint,
-                            without_url(&e)
-                        ),
+                        reason: format!("GET {}: the answer was cut: {}", self.endpoint, chain(&e)),
                         after: None,
                     });
                 }
@@ -246,7 +246,7 @@ impl Poller {
             .send()
             .await
             .map_err(|e| StepError::Retry {
-                reason: format!("GET {}: {}", self.endpoint, without_url(&e)),
+                reason: format!("GET {}: {}", self.endpoint, chain(&e)),
                 after: None,
             })?;
         let code = response.status().as_u16();
@@ -296,18 +296,6 @@ impl Poller {
         self.cursor.advance(last).map_err(StepError::Cursor)?;
         Ok(if more { Step::More } else { Step::Done })
     }
-}
-
-/// The error and its causes (the URL in it holds no secret: the key travels in a header).
-fn without_url(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A `Retry-After` value: seconds, or an HTTP date (a date already past waits nothing more).

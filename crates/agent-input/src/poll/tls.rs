@@ -3,6 +3,7 @@
 //! Each of `certificate_authorities`, `certificate` and `key` is a file path or inline PEM, as in
 //! Beats; an inline key is a secret and never shown by `Debug`.
 
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
@@ -72,8 +73,10 @@ impl std::fmt::Debug for PollTls {
     }
 }
 
+/// Inline PEM rather than a path: anything holding a PEM header (OpenSSL's exports put "Bag
+/// Attributes" or comments before it) or spanning lines.
 fn is_inline_pem(value: &str) -> bool {
-    value.trim_start().starts_with("-----BEGIN")
+    value.contains("-----BEGIN") || value.trim().contains('\n')
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
@@ -106,24 +109,20 @@ impl PollTls {
     ) -> Result<reqwest::ClientBuilder, PollError> {
         let mut authorities: Vec<(String, Vec<u8>)> = Vec::new();
         for (n, file) in extra_authorities.iter().enumerate() {
-            let pem = std::fs::read(file).map_err(|e| {
-                setting(
-                    &format!("certificate_authorities[{n}]"),
-                    format!("cannot read {}: {e}", file.display()),
-                )
-            })?;
-            authorities.push((format!("certificate_authorities[{n}]"), pem));
+            let key = format!("certificate_authorities[{n}]");
+            let pem = pem_bytes(&key, &file.to_string_lossy(), Shown::Path)?;
+            authorities.push((key, pem));
         }
         if self.enabled {
             for (n, value) in self.certificate_authorities.iter().enumerate() {
                 let key = format!("ssl.certificate_authorities[{n}]");
-                let pem = pem_bytes(&key, value)?;
+                let pem = pem_bytes(&key, value, Shown::Path)?;
                 authorities.push((key, pem));
             }
         }
         for (key, pem) in authorities {
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| setting(&key, format!("not PEM certificates: {e}")))?;
+                .map_err(|e| setting(&key, format!("not PEM certificates: {}", chain(&e))))?;
             if certificates.is_empty() {
                 return Err(setting(&key, "holds no certificate"));
             }
@@ -135,14 +134,14 @@ impl PollTls {
             return Ok(builder);
         }
         if let (Some(certificate), Some(key)) = (&self.certificate, &self.key) {
-            let mut identity = pem_bytes("ssl.certificate", certificate)?;
-            let chain = CertificateDer::pem_slice_iter(&identity)
+            let mut identity = pem_bytes("ssl.certificate", certificate, Shown::Path)?;
+            let certificates = CertificateDer::pem_slice_iter(&identity)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| setting("ssl.certificate", format!("not PEM certificates: {e}")))?;
-            if chain.is_empty() {
+            if certificates.is_empty() {
                 return Err(setting("ssl.certificate", "holds no certificate"));
             }
-            let key_pem = pem_bytes("ssl.key", key)?;
+            let key_pem = pem_bytes("ssl.key", key, Shown::Never)?;
             if String::from_utf8_lossy(&key_pem).contains("ENCRYPTED PRIVATE KEY") {
                 return Err(setting(
                     "ssl.key",
@@ -150,8 +149,28 @@ impl PollTls {
                 ));
             }
             // The error of a key parser may quote the input: name the key, never its content.
-            PrivateKeyDer::from_pem_slice(&key_pem)
+            let private_key = PrivateKeyDer::from_pem_slice(&key_pem)
                 .map_err(|_| setting("ssl.key", "holds no PEM private key"))?;
+            // reqwest finds a mismatch only when building the client, and says "builder error".
+            match CertifiedKey::from_der(
+                certificates,
+                private_key,
+                &rustls::crypto::ring::default_provider(),
+            ) {
+                Ok(_) => {}
+                Err(rustls::Error::InconsistentKeys(_)) => {
+                    return Err(setting(
+                        "ssl.key",
+                        "does not belong to the first certificate of ssl.certificate",
+                    ));
+                }
+                Err(error) => {
+                    return Err(setting(
+                        "ssl.key",
+                        format!("not a usable private key: {error}"),
+                    ));
+                }
+            }
             if !identity.ends_with(b"\n") {
                 identity.push(b'\n');
             }
@@ -186,8 +205,20 @@ fn setting(key: &str, reason: impl Into<String>) -> PollError {
     }
 }
 
+/// Whether an error may show the path a value names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// Its first line, cut to 200 characters.
+    Path,
+    /// Never: the value may be a key pasted in a form PEM detection missed.
+    Never,
+}
+
+/// The largest PEM file read: certificate bundles are a few hundred KiB at most.
+const MAX_PEM_BYTES: u64 = 4 << 20;
+
 /// The PEM of a value that is inline PEM or a path.
-fn pem_bytes(key: &str, value: &str) -> Result<Vec<u8>, PollError> {
+fn pem_bytes(key: &str, value: &str, shown: Shown) -> Result<Vec<u8>, PollError> {
     if is_inline_pem(value) {
         return Ok(value.trim().as_bytes().to_vec());
     }
@@ -195,7 +226,43 @@ fn pem_bytes(key: &str, value: &str) -> Result<Vec<u8>, PollError> {
     if path.is_empty() {
         return Err(setting(key, "is empty"));
     }
-    std::fs::read(path).map_err(|e| setting(key, format!("cannot read {path}: {e}")))
+    let named = match shown {
+        Shown::Path => {
+            let first_line: String = path
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
+            format!("cannot read {first_line}")
+        }
+        Shown::Never => "cannot read the file it names".to_owned(),
+    };
+    // A FIFO would block start-up and /dev/zero would fill memory: regular files only.
+    match std::fs::metadata(path) {
+        Err(e) => return Err(setting(key, format!("{named}: {e}"))),
+        Ok(meta) if !meta.is_file() => {
+            return Err(setting(key, format!("{named}: not a regular file")));
+        }
+        Ok(meta) if meta.len() > MAX_PEM_BYTES => {
+            return Err(setting(key, format!("{named}: larger than 4 MiB")));
+        }
+        Ok(_) => {}
+    }
+    std::fs::read(path).map_err(|e| setting(key, format!("{named}: {e}")))
+}
+
+/// An error and its causes, for messages that would otherwise say only "builder error".
+pub(super) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -237,6 +304,36 @@ mod tests {
             ..half
         };
         assert!(off.validate().is_ok());
+    }
+
+    #[test]
+    fn a_key_pasted_with_text_before_its_header_is_inline_and_never_quoted() {
+        let exported = "Bag Attributes\n    localKeyID: A5 FB\n-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n";
+        let bare_lines = "MIIEvgIBADANBgkqhkiG9w0BAQEFAASC\nc2VjcmV0c2VjcmV0\n";
+        for inline in [exported, bare_lines] {
+            assert_eq!(
+                pem_bytes("ssl.key", inline, Shown::Never).unwrap(),
+                inline.trim().as_bytes(),
+                "read as PEM, not as a path"
+            );
+        }
+        let one_line = "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCc2VjcmV0c2VjcmV0";
+        let error = pem_bytes("ssl.key", one_line, Shown::Never)
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("c2VjcmV0"), "{error}");
+        assert!(error.contains("cannot read the file it names"), "{error}");
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in ["/dev/zero".to_owned(), dir.path().display().to_string()] {
+            let error = pem_bytes("ssl.certificate", &path, Shown::Path)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("not a regular file"), "{path}: {error}");
+        }
     }
 
     #[test]
