@@ -13,7 +13,9 @@ mod serve_harness;
 
 use std::time::Duration;
 
-use agent_harness::{Component, closed_port, free_port, input_source, pair, state_of};
+use agent_harness::{
+    Component, free_port, input_source, pair, state_of, unreachable_output, webhook_policy,
+};
 use anomali_agent_input::control::fake_agent::FakeAgent;
 use anomali_agent_input::control::wire::proto::{self, State};
 use serde_json::json;
@@ -69,13 +71,7 @@ async fn the_first_check_in_carries_token_version_and_pid_within_five_seconds() 
 async fn units_start_the_webhook_and_health_mirrors_an_unreachable_cluster() {
     let agent = FakeAgent::start().await.unwrap();
     let port = free_port();
-    let es = format!("127.0.0.1:{}", closed_port());
-    agent.set_expected(pair(
-        State::Healthy,
-        1,
-        input_source(port, "agentns"),
-        json!({"type": "elasticsearch", "hosts": [es]}),
-    ));
+    agent.set_expected(webhook_policy(port));
     let component = Component::start(&agent);
     // The webhook takes pushes (into the spool) although the cluster does not answer...
     component.wait_for_webhook(port, WAIT).await;
@@ -105,10 +101,9 @@ async fn units_start_the_webhook_and_health_mirrors_an_unreachable_cluster() {
 async fn a_bad_config_fails_its_unit_naming_the_key_and_a_fix_recovers() {
     let agent = FakeAgent::start().await.unwrap();
     let port = free_port();
-    let es = format!("127.0.0.1:{}", closed_port());
     let mut bad_input = input_source(port, "agentns");
     bad_input["streams"][0]["hmac"]["kye"] = json!("typo");
-    let output = json!({"type": "elasticsearch", "hosts": [es]});
+    let output = unreachable_output();
     agent.set_expected(pair(State::Healthy, 1, bad_input, output.clone()));
     let mut component = Component::start(&agent);
     let observed = agent
@@ -169,8 +164,7 @@ async fn a_bad_config_fails_its_unit_naming_the_key_and_a_fix_recovers() {
 async fn units_set_to_stopped_stop_and_sigterm_reports_stopped_and_exits_zero() {
     let agent = FakeAgent::start().await.unwrap();
     let port = free_port();
-    let es = format!("127.0.0.1:{}", closed_port());
-    let output = json!({"type": "elasticsearch", "hosts": [es]});
+    let output = unreachable_output();
     agent.set_expected(pair(
         State::Healthy,
         1,
@@ -222,13 +216,7 @@ async fn a_port_already_taken_fails_the_input_unit_and_the_log_names_it() {
     let agent = FakeAgent::start().await.unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let es = format!("127.0.0.1:{}", closed_port());
-    agent.set_expected(pair(
-        State::Healthy,
-        1,
-        input_source(port, "agentns"),
-        json!({"type": "elasticsearch", "hosts": [es]}),
-    ));
+    agent.set_expected(webhook_policy(port));
     let mut component = Component::start(&agent);
     let observed = agent
         .wait_for_observed(|m| state_of(m, "in-1") == Some((State::Failed, 1)), WAIT)
@@ -263,13 +251,7 @@ async fn a_port_already_taken_fails_the_input_unit_and_the_log_names_it() {
 async fn sigterm_while_running_reports_the_units_stopped_and_exits_zero() {
     let agent = FakeAgent::start().await.unwrap();
     let port = free_port();
-    let es = format!("127.0.0.1:{}", closed_port());
-    agent.set_expected(pair(
-        State::Healthy,
-        1,
-        input_source(port, "agentns"),
-        json!({"type": "elasticsearch", "hosts": [es]}),
-    ));
+    agent.set_expected(webhook_policy(port));
     let component = Component::start(&agent);
     component.wait_for_webhook(port, WAIT).await;
     assert_eq!(component.push(port, &[7, 8]).await, 200);
@@ -353,13 +335,7 @@ async fn refused_api_credentials_fail_the_input_unit_of_an_intelligence_only_pol
             "url": api.url(), "username": "analyst", "api_key": "wrong-key-4711", "interval": "1s"
         }]
     });
-    let es = format!("127.0.0.1:{}", closed_port());
-    agent.set_expected(pair(
-        State::Healthy,
-        1,
-        input,
-        json!({"type": "elasticsearch", "hosts": [es]}),
-    ));
+    agent.set_expected(pair(State::Healthy, 1, input, unreachable_output()));
     let component = Component::start(&agent);
     let observed = agent
         .wait_for_observed(

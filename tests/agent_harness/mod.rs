@@ -23,9 +23,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A loopback port where nothing listens: a cluster that does not answer.
-pub fn closed_port() -> u16 {
-    free_port()
+/// The OUTPUT unit's source for a cluster that does not answer (nothing listens on its port).
+pub fn unreachable_output() -> Value {
+    json!({"type": "elasticsearch", "hosts": [format!("127.0.0.1:{}", free_port())]})
+}
+
+/// Both units healthy at config idx 1: the webhook on `port` (namespace `agentns`) shipping to
+/// [`unreachable_output`].
+pub fn webhook_policy(port: u16) -> proto::CheckinExpected {
+    pair(
+        State::Healthy,
+        1,
+        input_source(port, "agentns"),
+        unreachable_output(),
+    )
 }
 
 /// The INPUT unit's source, as Fleet renders a policy input with one stream.

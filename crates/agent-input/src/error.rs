@@ -51,3 +51,16 @@ pub enum SinkError {
     #[error("the pipeline failed to store the indicators: {0}")]
     Failed(String),
 }
+
+/// An error and its causes, `: `-joined: the bare messages of HTTP and gRPC stacks ("builder
+/// error", "transport error") say nothing without them.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -21,6 +21,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use super::wire::proto;
 use super::wire::proto::elastic_agent_client::ElasticAgentClient;
+use crate::error::error_chain;
 
 /// How often a check-in goes out when nothing changes (the agent counts a miss after 30 s).
 pub const CHECKIN_INTERVAL: Duration = Duration::from_secs(25);
@@ -135,17 +136,6 @@ pub async fn connect(
         }
     }
     Err(connect_error(last))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The version info of this program (sent on each stream's first check-in).

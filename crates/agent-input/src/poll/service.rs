@@ -11,8 +11,7 @@ use tokio::sync::watch;
 use super::config::PollConfig;
 use super::cursor::Cursor;
 use super::query::{page_query, parse_page};
-use super::tls::chain;
-use crate::error::SinkError;
+use crate::error::{SinkError, error_chain};
 
 /// Where a page's objects go; `accept` returns only once they are durable (or refuses them all).
 pub trait ObjectSink: Send + Sync + 'static {
@@ -117,11 +116,13 @@ impl Poller {
             builder =
                 builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| PollError::Setting {
                     key: "proxy_url".to_owned(),
-                    reason: chain(&e),
+                    reason: error_chain(&e),
                 })?);
         }
         let builder = config.ssl.apply(builder, &config.certificate_authorities)?;
-        let http = builder.build().map_err(|e| PollError::Client(chain(&e)))?;
+        let http = builder
+            .build()
+            .map_err(|e| PollError::Client(error_chain(&e)))?;
         let endpoint = format!("{}/api/v2/intelligence/", config.url.trim_end_matches('/'));
         Ok(Self {
             config,
@@ -220,7 +221,11 @@ impl Poller {
                 Ok(None) => return Ok(body),
                 Err(e) => {
                     return Err(StepError::Retry {
-                        reason: format!("GET {}: the answer was cut: {}", self.endpoint, chain(&e)),
+                        reason: format!(
+                            "GET {}: the answer was cut: {}",
+                            self.endpoint,
+                            error_chain(&e)
+                        ),
                         after: None,
                     });
                 }
@@ -246,7 +251,7 @@ impl Poller {
             .send()
             .await
             .map_err(|e| StepError::Retry {
-                reason: format!("GET {}: {}", self.endpoint, chain(&e)),
+                reason: format!("GET {}: {}", self.endpoint, error_chain(&e)),
                 after: None,
             })?;
         let code = response.status().as_u16();

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::service::PollError;
 use crate::error::ConfigError;
+use crate::error::error_chain;
 
 /// How the API's certificate is checked (`ssl.verification_mode`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -122,7 +123,7 @@ impl PollTls {
         }
         for (key, pem) in authorities {
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| setting(&key, format!("not PEM certificates: {}", chain(&e))))?;
+                .map_err(|e| setting(&key, format!("not PEM certificates: {}", error_chain(&e))))?;
             if certificates.is_empty() {
                 return Err(setting(&key, "holds no certificate"));
             }
@@ -251,18 +252,6 @@ fn pem_bytes(key: &str, value: &str, shown: Shown) -> Result<Vec<u8>, PollError>
         Ok(_) => {}
     }
     std::fs::read(path).map_err(|e| setting(key, format!("{named}: {e}")))
-}
-
-/// An error and its causes, for messages that would otherwise say only "builder error".
-pub(super) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
