@@ -388,6 +388,33 @@ async fn refused_credentials_stop_polling_with_a_clear_message() {
     assert_eq!(seen_count(&seen), 1, "no retries with refused credentials");
 }
 
+/// A proxy answering 407, to CONNECT (an https API) and to a proxied GET (an http API), stops
+/// polling as refused API credentials do: retrying cannot fix a wrong password.
+#[tokio::test]
+async fn a_proxy_refusing_its_credentials_stops_polling_and_names_proxy_url() {
+    for api in ["https://api.example.invalid", "http://api.example.invalid"] {
+        let (proxy, seen) = fake_api(vec![status(407)]).await;
+        let config = PollConfig {
+            proxy_url: Some(proxy.replace("http://", "http://puser:PROXYPASS@")),
+            ..config(api)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let poller = Poller::new(config, &dir.path().join("cursor.json")).unwrap();
+        let (result, status) =
+            run_until(poller, Arc::new(MemorySink::default()), |_, _| false).await;
+        let error = result.unwrap_err().to_string();
+        assert!(
+            error.contains("407") && error.contains("proxy_url"),
+            "{api}: {error}"
+        );
+        assert!(matches!(status, PollStatus::Failed(_)), "{api}: {status:?}");
+        assert!(!error.contains("PROXYPASS"), "{error}");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "{api}: no retries: {seen:?}");
+        assert!(seen[0].path.contains("api.example.invalid"), "{seen:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_malformed_page_applies_nothing_and_names_the_position() {
     let broken = Answer {
