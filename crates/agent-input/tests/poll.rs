@@ -415,6 +415,27 @@ async fn a_proxy_refusing_its_credentials_stops_polling_and_names_proxy_url() {
     }
 }
 
+/// A proxy that does not answer is retried, and the reason says the request went through it
+/// (without its password).
+#[tokio::test]
+async fn an_unreachable_proxy_is_named_in_the_reason_without_its_password() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = PollConfig {
+        proxy_url: Some(format!("puser:PROXYPASS@127.0.0.1:{closed}")),
+        ..config("https://api.example.invalid")
+    };
+    let reason = poll_once(config).await.unwrap_err();
+    assert!(
+        reason.contains(&format!("through proxy_url http://127.0.0.1:{closed}/")),
+        "{reason}"
+    );
+    assert!(!reason.contains("PROXYPASS"), "{reason}");
+}
+
 #[tokio::test]
 async fn a_malformed_page_applies_nothing_and_names_the_position() {
     let broken = Answer {

@@ -109,8 +109,15 @@ where
 }
 
 /// A proxy URL without its `user:password@` (a secret).
-fn without_userinfo(url: &str) -> String {
-    match reqwest::Url::parse(url) {
+pub(super) fn without_userinfo(url: &str) -> String {
+    // reqwest reads `user:pw@host:port` as http; so must this, or `user` becomes the scheme.
+    let url = url.trim();
+    let with_scheme = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    match reqwest::Url::parse(&with_scheme) {
         Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
             let _ = parsed.set_username("");
             let _ = parsed.set_password(None);
@@ -362,5 +369,11 @@ mod tests {
         assert!(!shown.contains("very-secret"), "{shown}");
         assert!(!shown.contains("proxy-secret"), "{shown}");
         assert!(shown.contains("proxy.example:3128"), "{shown}");
+        // Without a scheme reqwest still uses it as http://, credentials and all.
+        let bare = without_userinfo("proxy-user:proxy-secret@proxy.example:3128");
+        assert!(
+            !bare.contains("proxy-secret") && bare.contains("proxy.example"),
+            "{bare}"
+        );
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-use super::config::PollConfig;
+use super::config::{PollConfig, without_userinfo};
 use super::cursor::Cursor;
 use super::query::{page_query, parse_page};
 use crate::error::{SinkError, error_chain};
@@ -263,8 +263,15 @@ impl Poller {
                 if reason.contains("proxy authorization required") {
                     return StepError::Unauthorized(407);
                 }
+                // A proxy's own failures read like the API's: say which way the request went.
+                let through = match self.config.proxy_url.as_deref().map(str::trim) {
+                    Some(proxy) if !proxy.is_empty() => {
+                        format!(" (through proxy_url {})", without_userinfo(proxy))
+                    }
+                    _ => String::new(),
+                };
                 StepError::Retry {
-                    reason: format!("GET {}: {reason}", self.endpoint),
+                    reason: format!("GET {}{through}: {reason}", self.endpoint),
                     after: None,
                 }
             })?;
