@@ -108,27 +108,32 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-/// A proxy URL without its `user:password@` (a secret).
-pub(super) fn without_userinfo(url: &str) -> String {
-    // reqwest reads `user:pw@host:port` as http; so must this, or `user` becomes the scheme.
-    let url = url.trim();
-    let with_scheme = if url.contains("://") {
-        url.to_owned()
+/// A proxy setting as the URL reqwest will use: `user:pw@host:port` without a scheme is http
+/// to reqwest, and must be here too, or `user` would be read as the scheme.
+fn proxy_as_url(proxy: &str) -> Result<reqwest::Url, String> {
+    let parsed = if proxy.contains("://") {
+        reqwest::Url::parse(proxy)
     } else {
-        format!("http://{url}")
+        reqwest::Url::parse(&format!("http://{proxy}"))
     };
-    match reqwest::Url::parse(&with_scheme) {
+    parsed.map_err(|e| e.to_string())
+}
+
+/// A proxy URL without its `user:password@` (a secret).
+pub(super) fn without_userinfo(proxy: &str) -> String {
+    let proxy = proxy.trim();
+    match proxy_as_url(proxy) {
         Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
             let _ = parsed.set_username("");
             let _ = parsed.set_password(None);
             format!("{parsed} (credentials redacted)")
         }
-        Ok(_) => url.to_owned(),
+        Ok(_) => proxy.to_owned(),
         Err(_) => "<not a url>".to_owned(),
     }
 }
 
-fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
         reason: reason.into(),
@@ -174,28 +179,19 @@ impl PollConfig {
                 return Err(invalid(key, "contains a control character (a line break?)"));
             }
         }
-        if let Some(proxy) = self
-            .proxy_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
+        if let Some(proxy) = self.proxy() {
+            let url =
+                proxy_as_url(proxy).map_err(|e| invalid("proxy_url", format!("not a URL: {e}")))?;
             // reqwest skips a proxy whose scheme it does not handle: the key would then go to
             // the API directly, around a proxy the network requires.
-            let scheme = proxy.split_once("://").map_or("http", |(scheme, _)| scheme);
-            if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+            if !matches!(url.scheme(), "http" | "https") {
                 return Err(invalid(
                     "proxy_url",
-                    format!("scheme {scheme:?} is not supported: use http:// or https://"),
+                    format!(
+                        "scheme {:?} is not supported: use http:// or https://",
+                        url.scheme()
+                    ),
                 ));
-            }
-            let with_scheme = if proxy.contains("://") {
-                proxy.to_owned()
-            } else {
-                format!("http://{proxy}")
-            };
-            if let Err(e) = reqwest::Url::parse(&with_scheme) {
-                return Err(invalid("proxy_url", format!("not a URL: {e}")));
             }
         }
         if !(1..=1000).contains(&self.page_size) {
@@ -222,6 +218,14 @@ impl PollConfig {
         self.ssl.validate()?;
         self.mapping_settings()?;
         Ok(())
+    }
+
+    /// The proxy to use: `proxy_url` unless it is absent or blank.
+    pub fn proxy(&self) -> Option<&str> {
+        self.proxy_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
     }
 
     /// The mapping settings for the objects polled.

@@ -110,12 +110,7 @@ impl Poller {
             .use_rustls_tls()
             .timeout(config.duration(&config.http_client_timeout))
             .user_agent(concat!("ti-anomali/", env!("CARGO_PKG_VERSION")));
-        if let Some(proxy) = config
-            .proxy_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
+        if let Some(proxy) = config.proxy() {
             builder =
                 builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| PollError::Setting {
                     key: "proxy_url".to_owned(),
@@ -264,12 +259,9 @@ impl Poller {
                     return StepError::Unauthorized(407);
                 }
                 // A proxy's own failures read like the API's: say which way the request went.
-                let through = match self.config.proxy_url.as_deref().map(str::trim) {
-                    Some(proxy) if !proxy.is_empty() => {
-                        format!(" (through proxy_url {})", without_userinfo(proxy))
-                    }
-                    _ => String::new(),
-                };
+                let through = self.config.proxy().map_or(String::new(), |proxy| {
+                    format!(" (through proxy_url {})", without_userinfo(proxy))
+                });
                 StepError::Retry {
                     reason: format!("GET {}{through}: {reason}", self.endpoint),
                     after: None,

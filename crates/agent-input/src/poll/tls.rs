@@ -8,9 +8,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
+use super::config::invalid;
 use super::service::PollError;
-use crate::error::ConfigError;
-use crate::error::error_chain;
+use crate::error::{ConfigError, error_chain};
 
 /// How the API's certificate is checked (`ssl.verification_mode`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -78,13 +78,6 @@ impl std::fmt::Debug for PollTls {
 /// Attributes" or comments before it) or spanning lines.
 fn is_inline_pem(value: &str) -> bool {
     value.contains("-----BEGIN") || value.trim().contains('\n')
-}
-
-fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
 }
 
 impl PollTls {
